@@ -1,0 +1,29 @@
+"""``python -m gateway``: serve the gateway with the transport settings from ``PULSE_*``.
+
+Plain ``uvicorn gateway.app:app`` works too; this entry point also hands uvicorn the WebSocket frame
+limit, keepalive and compression settings, which an ASGI app cannot set for itself.
+"""
+
+import uvicorn
+
+from gateway.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    uvicorn.run(
+        "gateway.app:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The HTTP API: publish, channel list, history, health and metrics."""
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
+from gateway.broker import PublishError
+from gateway.deps import GatewayDep
+from gateway.publishing import PayloadError, enrich, parse_body
+from gateway.state import Gateway
+from shared.api import ChannelInfo, ChannelList, ErrorBody, Health, HistoryPage, PublishResult
+from shared.channels import Channel, ChannelError, is_valid_name
+from shared.codes import ErrorCode
+from shared.messages import MAX_HISTORY_REQUEST, StreamPosition
+
+router = APIRouter()
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad channel name, body that is not JSON, or bad `name`"},
+    401: {"model": ErrorBody, "description": "Auth is on and the bearer token is missing or invalid"},
+    403: {"model": ErrorBody, "description": "The token does not allow this channel"},
+    413: {
+        "model": ErrorBody,
+        "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, or a text "
+        "or series count over its limit",
+    },
+    422: {
+        "description": "A payload or parameter of the wrong shape (FastAPI's list-of-errors detail for "
+        "parameters)"
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "The broker could not store the publication; nothing was published",
+    },
+}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {status: _ERRORS[status] for status in (400, 401, 403, 422)}
+
+ChannelPath = Annotated[str, Path(description="A channel such as data:cpu, chat:lobby or notify:alerts")]
+
+
+def _channel(name: str) -> Channel:
+    try:
+        return Channel.parse(name)
+    except ChannelError as exc:
+        raise HTTPException(400, f"{ErrorCode.BAD_CHANNEL}: {exc}") from None
+
+
+def _grant(gateway: Gateway, authorization: str | None) -> Grant:
+    settings = gateway.settings
+    if not settings.auth_enabled or settings.secret is None:
+        return OPEN
+    token = bearer_token(authorization)
+    if token is None:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return verify_token(token, settings.secret.get_secret_value())
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/api/publish/{channel}",
+    response_model=PublishResult,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "description": "One payload for the channel's namespace, or an array of up to 1000",
+                        "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+                    }
+                }
+            },
+        }
+    },
+)
+async def publish(
+    channel: ChannelPath,
+    request: Request,
+    gateway: GatewayDep,
+    authorization: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    name: Annotated[str | None, Query(description="Chat sender when auth is off")] = None,
+) -> PublishResult:
+    """Publish one payload or a batch; answer with their offsets."""
+    started = time.perf_counter()
+    target = _channel(channel)
+    grant = _grant(gateway, authorization)
+    if not grant.may_publish(channel):
+        raise HTTPException(403, f"your token does not allow publishing to {channel}")
+    if name is not None and not is_valid_name(name):
+        raise HTTPException(400, "name must match [A-Za-z0-9_.-]{1,64}")
+    body = await _read_body(request, gateway.settings.max_body_bytes)
+    try:
+        payloads = parse_body(target, body)
+    except PayloadError as exc:
+        status = {ErrorCode.TOO_LARGE: 413, ErrorCode.BAD_REQUEST: 422}.get(exc.code, 400)
+        raise HTTPException(status, f"{exc.code}: {exc.detail}") from None
+    sender = grant.subject or name or "http"
+    try:
+        offsets = await gateway.broker.publish(
+            target, enrich(payloads, sender=sender), idempotency_key=idempotency_key
+        )
+    except PublishError as exc:
+        raise HTTPException(503, f"not published: {exc}") from None
+    gateway.metrics.messages_in += len(offsets)
+    gateway.metrics.publish_latency.observe(time.perf_counter() - started)
+    return PublishResult(offsets=offsets)
+
+
+@router.get("/api/channels", response_model=ChannelList, responses={401: _ERRORS[401]})
+async def list_channels(
+    gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+) -> ChannelList:
+    """Channels published to, with position, local subscribers and rate (those the token may read)."""
+    grant = _grant(gateway, authorization)
+    stats = [item for item in await gateway.broker.channels() if grant.may_subscribe(item.name)]
+    return ChannelList(
+        channels=[
+            ChannelInfo(
+                name=item.name,
+                offset=item.position.offset,
+                epoch=item.position.epoch,
+                subscribers=gateway.hub.subscribers(item.name),
+                rate=item.rate,
+            )
+            for item in stats
+        ]
+    )
+
+
+@router.get("/api/channels/{channel}/history", response_model=HistoryPage, responses=_READ_ERRORS)
+async def channel_history(
+    channel: ChannelPath,
+    gateway: GatewayDep,
+    since: Annotated[int | None, Query(ge=0, description="Return publications after this offset")] = None,
+    epoch: Annotated[
+        str | None, Query(max_length=64, description="The epoch of `since` (required with it)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_REQUEST)] = 100,
+    authorization: Annotated[str | None, Header()] = None,
+) -> HistoryPage:
+    """Retained publications: the last `limit`, or (with `since`) up to `limit` after that offset."""
+    target = _channel(channel)
+    if not _grant(gateway, authorization).may_subscribe(channel):
+        raise HTTPException(403, f"your token does not allow reading {channel}")
+    if since is None:
+        result = await gateway.broker.history(target, limit=limit)
+    else:
+        if epoch is None:
+            # Without the epoch an offset is ambiguous across a restart: refuse rather than guess.
+            raise HTTPException(400, "`since` needs the `epoch` it was read in")
+        position = StreamPosition(offset=since, epoch=epoch)
+        result = await gateway.broker.history(target, since=position, limit=limit)
+    return HistoryPage(
+        channel=channel,
+        offset=result.position.offset,
+        epoch=result.position.epoch,
+        recovered=result.recovered,
+        publications=[publication.message() for publication in result.publications],
+    )
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+async def healthz(gateway: GatewayDep) -> Response:
+    """200 when the broker works, 503 (degraded) when it does not."""
+    broker = gateway.broker.health()
+    health = Health(
+        status="ok" if broker.ok else "degraded",
+        broker=broker,
+        connections=gateway.metrics.connections_open,
+        auth=gateway.settings.auth_enabled,
+        details={"uptime": round(time.time() - gateway.started, 1)},
+    )
+    return JSONResponse(health.model_dump(), status_code=200 if broker.ok else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(gateway: GatewayDep) -> PlainTextResponse:
+    """Prometheus text format."""
+    hub = gateway.hub
+    gauges = {
+        "pulse_outbox_pending_bytes": float(sum(c.outbox.pending for c in hub.connections)),
+        "pulse_broker_up": 1.0 if gateway.broker.health().ok else 0.0,
+    }
+    return PlainTextResponse(
+        gateway.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

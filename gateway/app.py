@@ -1,0 +1,55 @@
+"""Assembles the gateway: settings, broker, hub, routes. ``uvicorn gateway.app:app`` serves it."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import api_http, ws_session
+from gateway.broker import make_broker
+from gateway.hub import Hub
+from gateway.logs import configure_logging
+from gateway.metrics import Metrics
+from gateway.settings import Settings, get_settings
+from gateway.state import Gateway
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = make_broker(settings)
+        metrics = Metrics()
+        hub = Hub(broker, metrics, max_subscriptions=settings.max_subscriptions)
+        await broker.start(hub)
+        app.state.gateway = Gateway(settings=settings, broker=broker, hub=hub, metrics=metrics)
+        if not settings.auth_enabled:
+            log.warning(
+                "PULSE_SECRET is not set: the gateway is OPEN. Anyone who can reach it may subscribe and "
+                "publish to every channel. Set PULSE_SECRET to require tokens."
+            )
+        log.info("gateway ready: broker %s", settings.broker_url)
+        try:
+            yield
+        finally:
+            # uvicorn has already closed every WebSocket with 1012 by now.
+            await broker.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(
+        title="Pulseboard gateway",
+        version="1.0",
+        summary="Live data, chat and notifications over WebSockets",
+        lifespan=lifespan,
+    )
+    app.include_router(api_http.router)
+    app.include_router(ws_session.router)
+    return app
+
+
+app = create_app()

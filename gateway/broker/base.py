@@ -1,0 +1,130 @@
+"""The broker seam: where publications get their offsets, live in history and reach the hub.
+
+A broker owns per-channel streams (offset + epoch + bounded history), idempotency and presence. It does
+not fan out to connections: it hands each publication, once, to the ``BrokerHandler`` (the hub), which
+does. Backends are chosen by URL scheme in ``gateway.broker.make_broker``.
+
+Obligations of every backend:
+- offsets of a channel are 1, 2, 3, ... without gaps within an epoch, and publications reach the handler
+  in offset order;
+- a publication reaches the handler only after it is in history (so a subscriber that reads history
+  and then goes live misses nothing);
+- ``publish`` returns only once the publications are as durable as the backend promises.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.api import BrokerHealth
+from shared.channels import Channel
+from shared.messages import PresenceEntry, Pub, StreamPosition, encode
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    channel: str
+    offset: int
+    epoch: str
+    ts: float
+    data: dict[str, Any]
+    frame: str = field(repr=False)
+    """The ``pub`` envelope's JSON text, built once and shared by every subscriber."""
+
+    @classmethod
+    def create(cls, channel: str, offset: int, epoch: str, ts: float, data: dict[str, Any]) -> "Publication":
+        # model_construct: data was validated on the way in; the envelope is built by us.
+        message = Pub.model_construct(channel=channel, offset=offset, epoch=epoch, ts=ts, data=data)
+        return cls(channel, offset, epoch, ts, data, encode(message))
+
+    def message(self) -> Pub:
+        return Pub.model_construct(
+            channel=self.channel, offset=self.offset, epoch=self.epoch, ts=self.ts, data=self.data
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    publications: list[Publication]
+    position: StreamPosition
+    """The channel's latest offset and current epoch."""
+    recovered: bool
+    """For a ``since`` read: every publication after it is included (same epoch, still retained)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    name: str
+    position: StreamPosition
+    rate: float
+
+
+class BrokerHandler(Protocol):
+    """What a broker delivers to: the hub."""
+
+    def on_publication(self, publication: Publication) -> None: ...
+
+    def on_event(self, channel: str, frame: str) -> None:
+        """An ephemeral message for a channel's subscribers (join/leave): no offset, no history."""
+
+    def on_direct(self, client_id: str, frame: str) -> bool:
+        """Deliver to one connection; False when no such connection is here."""
+
+
+class PublishError(Exception):
+    """The broker could not take the publication (storage or backend failure); nothing was published."""
+
+
+class Broker(ABC):
+    backend: str
+
+    @abstractmethod
+    async def start(self, handler: BrokerHandler) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish in-flight writes and release resources."""
+
+    @abstractmethod
+    async def publish(
+        self, channel: Channel, payloads: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[int]:
+        """Publish payloads (already validated) in order; return their offsets.
+
+        A repeat of ``idempotency_key`` on the same channel within the idempotency window publishes
+        nothing and returns the first call's offsets.
+        """
+
+    @abstractmethod
+    async def history(
+        self, channel: Channel, *, since: StreamPosition | None = None, limit: int | None = None
+    ) -> HistoryResult:
+        """Retained publications after ``since`` (all or none), or the last ``limit`` ones."""
+
+    async def subscribe(self, channel: Channel) -> None:  # noqa: B027 (optional hook)
+        """This process has a first local subscriber of ``channel`` (a shared backend starts listening)."""
+
+    async def unsubscribe(self, channel: Channel) -> None:  # noqa: B027 (optional hook)
+        """This process's last local subscriber of ``channel`` left."""
+
+    @abstractmethod
+    async def publish_event(self, channel: Channel, frame: str) -> None: ...
+
+    @abstractmethod
+    async def send_direct(self, client_id: str, frame: str) -> bool: ...
+
+    @abstractmethod
+    async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None: ...
+
+    @abstractmethod
+    async def presence_remove(self, channel: Channel, client_id: str) -> None: ...
+
+    @abstractmethod
+    async def presence(self, channel: Channel) -> list[PresenceEntry]: ...
+
+    @abstractmethod
+    async def channels(self) -> list[ChannelStats]: ...
+
+    @abstractmethod
+    def health(self) -> BrokerHealth: ...

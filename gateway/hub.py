@@ -1,0 +1,227 @@
+"""Fan-out: which local connections want which channel, and handing them each publication.
+
+Delivery never awaits: the hub appends the publication's prebuilt frame to each subscriber's outbox.
+A new subscription is first *pending* (it collects live publications in a list) while its history is
+read; then history, and the pending publications newer than the history, go to the outbox and the
+subscription turns *live*. Reading history can await (a shared broker), so this is what keeps
+resume free of gaps and duplicates.
+
+A replay may take at most half of the subscriber's free outbox room: more would close it as a slow
+consumer at once, and it would come back with the same ``since`` forever. A resume that does not fit
+answers ``recovered: false`` (the client pages history over HTTP); ``history: K`` gets the newest that fit.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gateway.broker import Broker, Publication
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox
+from shared.channels import Channel, Namespace
+from shared.codes import ErrorCode
+from shared.messages import (
+    Join,
+    Leave,
+    PresenceEntry,
+    ProtocolError,
+    RequestId,
+    StreamPosition,
+    Subscribed,
+    Unsubscribed,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Connection:
+    """A WebSocket client as the hub sees it. Hashable by identity."""
+
+    client_id: str
+    name: str
+    outbox: Outbox
+    channels: set[str] = field(default_factory=set)
+
+    @property
+    def presence(self) -> PresenceEntry:
+        return PresenceEntry(client_id=self.client_id, name=self.name)
+
+
+class Hub:
+    def __init__(self, broker: Broker, metrics: Metrics, *, max_subscriptions: int) -> None:
+        self._broker = broker
+        self._metrics = metrics
+        self._max_subscriptions = max_subscriptions
+        self._live: dict[str, set[Outbox]] = {}
+        self._pending: dict[str, dict[Connection, list[Publication]]] = {}
+        self._local: dict[str, int] = {}
+        """Local subscriptions per channel, live or pending: the broker hears of the first and last."""
+        self._clients: dict[str, Connection] = {}
+
+    # --- BrokerHandler -------------------------------------------------------------------------
+
+    def on_publication(self, publication: Publication) -> None:
+        channel = publication.channel
+        pending = self._pending.get(channel)
+        if pending:
+            for waiting in pending.values():
+                waiting.append(publication)
+        live = self._live.get(channel)
+        if live:
+            frame = publication.frame
+            for outbox in live:
+                outbox.put(frame)
+            self._metrics.messages_out += len(live)
+
+    def on_event(self, channel: str, frame: str) -> None:
+        live = self._live.get(channel)
+        if live:
+            for outbox in live:
+                outbox.put(frame)
+
+    def on_direct(self, client_id: str, frame: str) -> bool:
+        connection = self._clients.get(client_id)
+        if connection is None:
+            return False
+        connection.outbox.put(frame)
+        return True
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def add(self, connection: Connection) -> None:
+        self._clients[connection.client_id] = connection
+
+    async def remove(self, connection: Connection) -> None:
+        """Forget a closed connection: drop its subscriptions and presence, tell chat rooms it left."""
+        self._clients.pop(connection.client_id, None)
+        for channel in list(connection.channels):
+            await self._leave(connection, Channel.parse(channel))
+
+    @property
+    def connections(self) -> Iterable[Connection]:
+        return self._clients.values()
+
+    def subscribers(self, channel: str) -> int:
+        return self._local.get(channel, 0)
+
+    # --- subscriptions -------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        connection: Connection,
+        channel: Channel,
+        *,
+        since: StreamPosition | None = None,
+        history: int | None = None,
+        ref: RequestId | None = None,
+    ) -> None:
+        name = str(channel)
+        if name in connection.channels:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"already subscribed to {name}", ref)
+        if len(connection.channels) >= self._max_subscriptions:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE, f"at most {self._max_subscriptions} subscriptions per connection", ref
+            )
+        if since is not None and history is not None:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "give either 'since' or 'history', not both", ref)
+        connection.channels.add(name)
+        waiting: list[Publication] = []
+        self._pending.setdefault(name, {})[connection] = waiting
+        try:
+            await self._count_local(channel, +1)
+            if since is not None:
+                result = await self._broker.history(channel, since=since)
+            else:
+                result = await self._broker.history(channel, limit=history or 0)
+        except BaseException:
+            await self._drop(connection, channel)
+            raise
+        if self._pending.get(name, {}).pop(connection, None) is None:
+            return  # unsubscribed or disconnected while history was read
+        outbox = connection.outbox
+        replay, recovered = _fit(result.publications, outbox.room // 2), result.recovered
+        if since is not None and len(replay) < len(result.publications):
+            replay, recovered = [], False
+        outbox.put(
+            encode(
+                Subscribed(
+                    ref=ref,
+                    channel=name,
+                    offset=result.position.offset,
+                    epoch=result.position.epoch,
+                    recovered=recovered,
+                )
+            )
+        )
+        for publication in replay:
+            outbox.put(publication.frame)
+        newest = result.position.offset
+        for publication in waiting:
+            if publication.offset > newest:
+                outbox.put(publication.frame)
+        self._live.setdefault(name, set()).add(outbox)
+        await self._broker.presence_add(channel, connection.presence)
+        if channel.namespace is Namespace.CHAT:
+            await self._broker.publish_event(
+                channel, encode(Join(channel=name, client_id=connection.client_id, name=connection.name))
+            )
+
+    async def unsubscribe(self, connection: Connection, channel: Channel, *, ref: RequestId | None) -> None:
+        name = str(channel)
+        if name not in connection.channels:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"not subscribed to {name}", ref)
+        await self._leave(connection, channel)
+        connection.outbox.put(encode(Unsubscribed(ref=ref, channel=name)))
+
+    async def _leave(self, connection: Connection, channel: Channel) -> None:
+        was_live = connection.outbox in self._live.get(str(channel), ())
+        await self._drop(connection, channel)
+        if not was_live:
+            return
+        await self._broker.presence_remove(channel, connection.client_id)
+        if channel.namespace is Namespace.CHAT:
+            await self._broker.publish_event(
+                channel,
+                encode(Leave(channel=str(channel), client_id=connection.client_id, name=connection.name)),
+            )
+
+    async def _drop(self, connection: Connection, channel: Channel) -> None:
+        name = str(channel)
+        if name not in connection.channels:
+            return
+        connection.channels.discard(name)
+        pending = self._pending.get(name)
+        if pending is not None:
+            pending.pop(connection, None)
+            if not pending:
+                del self._pending[name]
+        live = self._live.get(name)
+        if live is not None:
+            live.discard(connection.outbox)
+            if not live:
+                del self._live[name]
+        await self._count_local(channel, -1)
+
+    async def _count_local(self, channel: Channel, delta: int) -> None:
+        name = str(channel)
+        count = self._local.get(name, 0) + delta
+        if count > 0:
+            self._local[name] = count
+        else:
+            self._local.pop(name, None)
+        if delta > 0 and count == 1:
+            await self._broker.subscribe(channel)
+        elif delta < 0 and count == 0:
+            await self._broker.unsubscribe(channel)
+
+
+def _fit(publications: list[Publication], room: int) -> list[Publication]:
+    """The newest publications whose frames fit in ``room`` characters, oldest first."""
+    used = 0
+    for index in range(len(publications) - 1, -1, -1):
+        used += len(publications[index].frame)
+        if used > room:
+            return publications[index + 1 :]
+    return publications

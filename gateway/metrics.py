@@ -1,0 +1,83 @@
+"""Counters for ``/metrics`` (Prometheus text format).
+
+Plain integer attributes on one object: the event loop is single-threaded, so an increment needs no
+lock, and counting a fan-out is one addition per publication, not one per delivery.
+"""
+
+from dataclasses import dataclass, field
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[index] += 1
+                break
+        else:
+            self.counts[-1] += 1
+        self.total += value
+        self.count += 1
+
+
+@dataclass
+class Metrics:
+    connections_total: int = 0
+    connections_open: int = 0
+    messages_in: int = 0
+    """Publications accepted (HTTP and WebSocket)."""
+    messages_out: int = 0
+    """Messages queued to subscribers (one per subscriber per publication)."""
+    messages_dropped: int = 0
+    """Messages discarded with a slow consumer's outbox."""
+    slow_disconnects: int = 0
+    client_errors: int = 0
+    """Error frames sent to clients."""
+    publish_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from receiving a publish request to its publications being queued to subscribers."""
+
+    def render(self, extra_gauges: dict[str, float]) -> str:
+        lines: list[str] = []
+
+        def sample(name: str, kind: str, help_text: str, value: float) -> None:
+            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"))
+
+        sample(
+            "pulse_connections_total", "counter", "WebSocket connections accepted.", self.connections_total
+        )
+        sample("pulse_connections", "gauge", "WebSocket connections open.", self.connections_open)
+        sample("pulse_messages_in_total", "counter", "Publications accepted.", self.messages_in)
+        sample("pulse_messages_out_total", "counter", "Messages queued to subscribers.", self.messages_out)
+        sample(
+            "pulse_messages_dropped_total",
+            "counter",
+            "Messages dropped with slow consumers.",
+            self.messages_dropped,
+        )
+        sample(
+            "pulse_slow_disconnects_total",
+            "counter",
+            "Connections closed as slow consumers (4001).",
+            self.slow_disconnects,
+        )
+        sample("pulse_client_errors_total", "counter", "Error frames sent to clients.", self.client_errors)
+        for name, value in extra_gauges.items():
+            sample(name, "gauge", name.replace("_", " ") + ".", value)
+        name = "pulse_publish_latency_seconds"
+        lines.extend((f"# HELP {name} Publish handling time.", f"# TYPE {name} histogram"))
+        cumulative = 0
+        histogram = self.publish_latency
+        for bound, count in zip(histogram.buckets, histogram.counts, strict=False):
+            cumulative += count
+            lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {histogram.count}')
+        lines.append(f"{name}_sum {histogram.total}")
+        lines.append(f"{name}_count {histogram.count}")
+        return "\n".join(lines) + "\n"

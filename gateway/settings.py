@@ -1,0 +1,84 @@
+"""The gateway's settings: one typed object read from ``PULSE_*`` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Where ``python -m gateway`` listens (plain ``uvicorn`` takes ``--host``/``--port`` instead)."""
+    port: int = 8000
+    broker_url: str = "memory://"
+    """Which broker backend: ``memory://`` (one process, chat kept in SQLite) is the embedded default."""
+    data_dir: Path = Path("data")
+    """Where the SQLite file with chat and notification history lives (memory broker)."""
+    sqlite_fsync: bool = False
+    """fsync every chat commit (SQLite ``synchronous=FULL``): survives power loss, costs latency."""
+    history_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    """Publications kept per channel for resume and history."""
+    history_ttl: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    """Seconds a publication stays in a channel's history."""
+    client_queue_bytes: Annotated[int, Field(ge=4 * KiB)] = 1 * MiB
+    """Outbound bytes a connection may have pending before it is closed as a slow consumer (4001)."""
+    max_message_bytes: Annotated[int, Field(ge=256)] = 64 * KiB
+    """Largest client frame; a bigger one closes the connection with 1009."""
+    max_body_bytes: Annotated[int, Field(ge=1 * KiB)] = 4 * MiB
+    """Largest HTTP publish body; a bigger one is answered with 413."""
+    max_subscriptions: Annotated[int, Field(ge=1)] = 128
+    """Channels one connection may subscribe to at once."""
+    secret: SecretStr | None = None
+    """HS256 key for tokens. Unset: the gateway runs open (no auth) and logs a warning."""
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins allowed to open WebSockets besides the gateway's own (comma-separated, or ``*``)."""
+    auth_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a connection has to send its ``auth`` op when auth is on."""
+    client_rate: Annotated[float, Field(gt=0)] = 100.0
+    """Ops per second one connection may send (token bucket)."""
+    client_burst: Annotated[int, Field(ge=1)] = 200
+    """Ops one connection may send in a burst above ``client_rate``."""
+    batch_frames: bool = True
+    """Pack what is pending for a connection into one JSON-array frame (off: one frame per message)."""
+    ws_ping_interval: Annotated[float, Field(gt=0)] = 20.0
+    ws_ping_timeout: Annotated[float, Field(gt=0)] = 20.0
+    ws_per_message_deflate: bool = False
+    """permessage-deflate for ``python -m gateway``: costs CPU and ~33 KB per connection, so off."""
+    log_level: str = "info"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # HS256 with a short key can be brute-forced offline from any token; RFC 7518 asks for >= 256 bits.
+        if value is not None and value.get_secret_value() and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "PULSE_SECRET must be at least 32 bytes; make one with: python -m gateway.tokens --new-secret"
+            )
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.secret is not None and bool(self.secret.get_secret_value())
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "pulseboard.db"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,147 @@
+"""Durable log of ``chat:`` and ``notify:`` publications in SQLite (WAL), for the memory broker.
+
+Why writes happen on the event loop, synchronously: a WAL commit with ``synchronous=NORMAL`` is one
+``write()`` to the log, tens of microseconds, and it makes ``publish`` trivially ordered and atomic with
+the offset it assigns (reserve, commit, deliver; a failed commit reserves nothing). It survives a
+``kill -9`` of the gateway (the data is in the OS), not a power cut; set ``PULSE_SQLITE_FSYNC=true``
+for that (``synchronous=FULL``). What can be slow (checkpoints that fsync, trimming old rows) runs off
+the loop in ``maintain`` on its own connection, and automatic checkpoints on the writer are off.
+
+Epochs: durable channels share the database's epoch, made once when the file is created, so an epoch
+changes only when the file (the history) is lost, never because the gateway restarted.
+"""
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.broker.base import Publication
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS publications (
+    channel TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (channel, offset)
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(Exception):
+    """A write to the durable log failed; the publication was not stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPublication:
+    channel: str
+    offset: int
+    ts: float
+    data: dict[str, Any]
+
+
+class DurableStore:
+    def __init__(self, path: Path, *, keep: int, fsync: bool = False) -> None:
+        self.path = path
+        self.keep = keep
+        """Rows kept per channel; older ones are trimmed by ``maintain`` (history holds no more)."""
+        self._fsync = fsync
+        self._writer: sqlite3.Connection | None = None
+        self._maintenance_lock = threading.Lock()
+        self.epoch = ""
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
+        return conn
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is None:
+            epoch = secrets.token_hex(4)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        else:
+            epoch = row[0]
+        self.epoch = epoch
+        self._writer = conn
+
+    def load(self) -> dict[str, list[StoredPublication]]:
+        """The last ``keep`` publications of every stored channel, oldest first."""
+        conn = self._require_writer()
+        rows = conn.execute(
+            """
+            SELECT p.channel, p.offset, p.ts, p.data
+            FROM publications AS p
+            JOIN (SELECT channel, MAX(offset) AS top FROM publications GROUP BY channel) AS t
+              ON p.channel = t.channel
+            WHERE p.offset > t.top - ?
+            ORDER BY p.channel, p.offset
+            """,
+            (self.keep,),
+        ).fetchall()
+        streams: dict[str, list[StoredPublication]] = {}
+        for channel, offset, ts, data in rows:
+            streams.setdefault(channel, []).append(StoredPublication(channel, offset, ts, json.loads(data)))
+        return streams
+
+    def append(self, publications: Sequence[Publication]) -> None:
+        """Commit publications in one transaction; raise ``StoreError`` if that fails."""
+        conn = self._require_writer()
+        rows = [(p.channel, p.offset, p.ts, json.dumps(p.data, separators=(",", ":"))) for p in publications]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO publications (channel, offset, ts, data) VALUES (?, ?, ?, ?)", rows
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"durable write failed: {exc}") from exc
+
+    def maintain(self) -> None:
+        """Checkpoint the WAL and trim rows past ``keep`` per channel. Blocking: run it in a thread."""
+        with self._maintenance_lock:
+            conn = self._connect()
+            try:
+                conn.execute(
+                    """
+                    DELETE FROM publications
+                    WHERE (channel, offset) IN (
+                        SELECT p.channel, p.offset FROM publications AS p
+                        JOIN (SELECT channel, MAX(offset) AS top FROM publications GROUP BY channel) AS t
+                          ON p.channel = t.channel
+                        WHERE p.offset <= t.top - ?
+                    )
+                    """,
+                    (self.keep,),
+                )
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        with self._maintenance_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.close()
+            self._writer = None
+
+    def _require_writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise StoreError("the durable store is not open")
+        return self._writer

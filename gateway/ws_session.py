@@ -1,0 +1,314 @@
+"""``GET /ws``: one session per connection, from handshake to close.
+
+A session runs two tasks: the reader (parses client ops and answers them in order) and the outbox's
+sender (writes whatever the hub and the reader queued). Whichever decides the connection is over (the
+client leaves, a limit is hit, the token expires, the outbox overflows) sets one close request; the
+session then closes with that code, always removing the connection from the hub.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.responses import PlainTextResponse
+
+from gateway.auth import OPEN, AuthError, Grant, bearer_token, origin_allowed, verify_token
+from gateway.broker import PublishError
+from gateway.deps import GatewayDep
+from gateway.hub import Connection
+from gateway.outbox import Outbox
+from gateway.publishing import PayloadError, enrich, parse_one
+from gateway.ratelimit import TokenBucket
+from gateway.state import Gateway
+from shared import PROTOCOL_VERSION
+from shared.channels import Channel, is_valid_name
+from shared.codes import CloseCode, ErrorCode
+from shared.messages import (
+    Ack,
+    Authenticated,
+    AuthOp,
+    ClientOp,
+    DirectMessage,
+    DirectOp,
+    Error,
+    PingOp,
+    Pong,
+    Presence,
+    PresenceOp,
+    ProtocolError,
+    PublishOp,
+    RequestId,
+    SubscribeOp,
+    UnsubscribeOp,
+    Welcome,
+    encode,
+    parse_client_op,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+DRAIN_SECONDS = 2.0
+"""How long queued frames (say, the error that explains a close) may take to go out before the close."""
+CLOSE_SECONDS = 10.0
+"""How long a close frame may wait for a client that is not reading before the session gives up."""
+
+CloseRequest = tuple[int, str]
+
+
+class UnauthorizedError(Exception):
+    """Close with 4401: the client must not reconnect without a new token."""
+
+
+class Session:
+    def __init__(
+        self, websocket: WebSocket, gateway: Gateway, *, name: str | None, grant: Grant | None
+    ) -> None:
+        self._ws = websocket
+        self._gateway = gateway
+        self._settings = gateway.settings
+        self._metrics = gateway.metrics
+        self.client_id = secrets.token_hex(8)
+        auth_on = self._settings.auth_enabled
+        self._grant: Grant | None = grant if auth_on else OPEN
+        identity = grant.subject if grant is not None and grant.subject else name or self.client_id
+        outbox = Outbox(
+            self._settings.client_queue_bytes, batch=self._settings.batch_frames, on_overflow=self._overflowed
+        )
+        self._connection = Connection(self.client_id, identity, outbox)
+        self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)
+        self._limited_in_a_row = 0
+        self._close_request: asyncio.Future[CloseRequest] = asyncio.get_running_loop().create_future()
+        self._timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._connection.outbox
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        hub = self._gateway.hub
+        hub.add(self._connection)
+        self._metrics.connections_total += 1
+        self._metrics.connections_open += 1
+        self.outbox.put(
+            encode(
+                Welcome(
+                    client_id=self.client_id,
+                    protocol=PROTOCOL_VERSION,
+                    name=self._connection.name,
+                    auth_required=self._grant is None,
+                )
+            )
+        )
+        if self._grant is None:
+            self._later(self._settings.auth_timeout, CloseCode.UNAUTHORIZED, "authentication timeout")
+        else:
+            self._expire_with(self._grant)
+        sender = asyncio.create_task(self.outbox.run(self._ws.send_text), name=f"send-{self.client_id}")
+        reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
+        try:
+            waiting: set[asyncio.Future[Any]] = {sender, reader, self._close_request}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            request = self._decide(sender, reader)
+            reader.cancel()
+            if request is not None:
+                await self._close(sender, request)
+        finally:
+            for task in (reader, sender):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            for timer in self._timers:
+                timer.cancel()
+            self._metrics.connections_open -= 1
+            await hub.remove(self._connection)
+
+    def _decide(
+        self, sender: asyncio.Task[None], reader: asyncio.Task[CloseRequest | None]
+    ) -> CloseRequest | None:
+        """The close to send, or None when the client is already gone."""
+        if self._close_request.done():
+            return self._close_request.result()
+        if reader.done():
+            return None if reader.cancelled() or reader.exception() else reader.result()
+        # The sender ended on its own: the socket failed under it.
+        return None
+
+    async def _close(self, sender: asyncio.Task[None], request: CloseRequest) -> None:
+        code, reason = request
+        if code == CloseCode.SLOW_CONSUMER:
+            sender.cancel()  # it is stuck on a client that does not read; what it held is dropped
+        else:
+            self.outbox.close()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(sender, DRAIN_SECONDS)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws.close(code, reason), CLOSE_SECONDS)
+
+    def request_close(self, code: int, reason: str) -> None:
+        if not self._close_request.done():
+            self._close_request.set_result((code, reason))
+
+    def _later(self, delay: float, code: int, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.call_later(delay, self.request_close, code, reason))
+
+    def _expire_with(self, grant: Grant) -> None:
+        if grant.expires is not None:
+            self._later(max(0.0, grant.expires - time.time()), CloseCode.UNAUTHORIZED, "token expired")
+
+    def _overflowed(self) -> None:
+        self._metrics.slow_disconnects += 1
+        self._metrics.messages_dropped += self.outbox.dropped
+        log.info("client %s is a slow consumer: closing with 4001", self.client_id)
+        self.request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def _read(self) -> CloseRequest | None:
+        limit = self._settings.max_message_bytes
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            size = len(message.get("bytes") or b"") if text is None else len(text)
+            if size > limit or (text is not None and size * 4 > limit and len(text.encode()) > limit):
+                return CloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes"
+            if not self._bucket.take():
+                self._limited_in_a_row += 1
+                if self._limited_in_a_row > self._settings.client_burst:
+                    return CloseCode.POLICY_VIOLATION, "rate limit exceeded"
+                self._error(None, ErrorCode.RATE_LIMITED, f"more than {self._settings.client_rate:g} ops/s")
+                continue
+            self._limited_in_a_row = 0
+            if text is None:
+                self._error(
+                    None, ErrorCode.BAD_REQUEST, "binary frames are not part of the protocol; send JSON"
+                )
+                continue
+            try:
+                await self._dispatch(parse_client_op(text))
+            except ProtocolError as exc:
+                self._error(exc.ref, exc.code, exc.detail)
+            except UnauthorizedError as exc:
+                return CloseCode.UNAUTHORIZED, str(exc)
+
+    def _error(self, ref: RequestId | None, code: ErrorCode, detail: str) -> None:
+        self._metrics.client_errors += 1
+        self.outbox.put(encode(Error(ref=ref, code=code, detail=detail)))
+
+    # --- ops -----------------------------------------------------------------------------------
+
+    async def _dispatch(self, op: ClientOp) -> None:
+        if isinstance(op, AuthOp):
+            return self._authenticate(op)
+        if isinstance(op, PingOp):
+            self.outbox.put(encode(Pong(ref=op.id)))
+            return None
+        grant = self._grant
+        if grant is None:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, 'authenticate first: send {"op": "auth", "token": ...}', op.id
+            )
+        if isinstance(op, SubscribeOp):
+            channel = self._allowed(op.channel, grant.may_subscribe, "subscribe to", op.id)
+            await self._gateway.hub.subscribe(
+                self._connection, channel, since=op.since, history=op.history, ref=op.id
+            )
+        elif isinstance(op, UnsubscribeOp):
+            await self._gateway.hub.unsubscribe(self._connection, Channel.parse(op.channel), ref=op.id)
+        elif isinstance(op, PublishOp):
+            await self._publish(op, grant)
+        elif isinstance(op, DirectOp):
+            await self._direct(op)
+        elif isinstance(op, PresenceOp):
+            channel = self._allowed(op.channel, grant.may_subscribe, "see presence of", op.id)
+            clients = await self._gateway.broker.presence(channel)
+            self.outbox.put(encode(Presence(ref=op.id, channel=op.channel, clients=clients)))
+        return None
+
+    @staticmethod
+    def _allowed(name: str, check: Callable[[str], bool], verb: str, ref: RequestId | None) -> Channel:
+        if not check(name):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"your token does not allow you to {verb} {name}", ref)
+        return Channel.parse(name)
+
+    def _authenticate(self, op: AuthOp) -> None:
+        secret = self._settings.secret
+        if secret is None or not self._settings.auth_enabled:
+            self.outbox.put(encode(Authenticated(ref=op.id, name=self._connection.name)))
+            return
+        try:
+            grant = verify_token(op.token, secret.get_secret_value())
+        except AuthError as exc:
+            raise UnauthorizedError(str(exc)) from None
+        if self._grant is not None and grant.subject != self._grant.subject:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a token refresh must keep the same sub", op.id)
+        self._grant = grant
+        self._connection.name = grant.subject or self._connection.name
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._expire_with(grant)
+        self.outbox.put(encode(Authenticated(ref=op.id, name=self._connection.name, expires=grant.expires)))
+
+    async def _publish(self, op: PublishOp, grant: Grant) -> None:
+        started = time.perf_counter()
+        channel = self._allowed(op.channel, grant.may_publish, "publish to", op.id)
+        try:
+            payload = parse_one(channel, op.data)
+        except PayloadError as exc:
+            raise ProtocolError(exc.code, exc.detail, op.id) from None
+        try:
+            offsets = await self._gateway.broker.publish(
+                channel, enrich([payload], sender=self._connection.name)
+            )
+        except PublishError as exc:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"not published: {exc}", op.id) from None
+        self._metrics.messages_in += 1
+        self._metrics.publish_latency.observe(time.perf_counter() - started)
+        self.outbox.put(encode(Ack(ref=op.id, offset=offsets[0])))
+
+    async def _direct(self, op: DirectOp) -> None:
+        frame = encode(DirectMessage(sender=self.client_id, name=self._connection.name, data=op.data))
+        if not await self._gateway.broker.send_direct(op.to, frame):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no connected client {op.to!r}", op.id)
+        self.outbox.put(encode(Ack(ref=op.id)))
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket, gateway: GatewayDep) -> None:
+    settings = gateway.settings
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
+    ):
+        await websocket.send_denial_response(PlainTextResponse("origin not allowed", status_code=403))
+        return
+    name = websocket.query_params.get("name")
+    if name is not None and not is_valid_name(name):
+        await websocket.send_denial_response(
+            PlainTextResponse("name must match [A-Za-z0-9_.-]{1,64}", status_code=400)
+        )
+        return
+    grant: Grant | None = None
+    rejected = ""
+    token = bearer_token(websocket.headers.get("authorization"))
+    if settings.auth_enabled and token is not None and settings.secret is not None:
+        try:
+            grant = verify_token(token, settings.secret.get_secret_value())
+        except AuthError as exc:
+            rejected = str(exc)
+    await websocket.accept()
+    if rejected:
+        # Accept, then close: browsers and most clients cannot read an HTTP status, but they do see 4401.
+        await websocket.close(CloseCode.UNAUTHORIZED, rejected)
+        return
+    await Session(websocket, gateway, name=name, grant=grant).run()

@@ -1,0 +1,61 @@
+"""Bodies of the HTTP API (``/api/...``, ``/healthz``), shared by the gateway and its HTTP clients."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.messages import Pub
+
+MAX_BATCH = 1000
+"""Most payloads one ``POST /api/publish/{channel}`` may carry."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PublishResult(_Body):
+    offsets: list[int]
+    """One offset per published payload, in the order they were sent."""
+
+
+class ChannelInfo(_Body):
+    name: str
+    offset: int
+    epoch: str
+    subscribers: int
+    """Subscribers connected to this gateway process."""
+    rate: float
+    """Messages published per second, smoothed over the last few seconds."""
+
+
+class ChannelList(_Body):
+    channels: list[ChannelInfo]
+
+
+class HistoryPage(_Body):
+    channel: str
+    offset: int
+    """The channel's latest offset."""
+    epoch: str
+    recovered: bool
+    """With ``since``: whether every publication after it is in this page's reach (same epoch, retained)."""
+    publications: list[Pub]
+
+
+class BrokerHealth(_Body):
+    ok: bool
+    backend: str
+    detail: str = ""
+
+
+class Health(_Body):
+    status: Literal["ok", "degraded"]
+    broker: BrokerHealth
+    connections: int
+    auth: bool
+    details: dict[str, Any] = {}
+
+
+class ErrorBody(_Body):
+    detail: str

@@ -1,0 +1,59 @@
+"""Channel names: ``<namespace>:<name>`` with namespace ``data``, ``chat`` or ``notify``."""
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+"""Also the rule for series names and ``name`` identities."""
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class Namespace(StrEnum):
+    DATA = "data"
+    """Time series: data points, may live in memory only."""
+    CHAT = "chat"
+    """Chat rooms: durable (SQLite or Redis), with presence and join/leave events."""
+    NOTIFY = "notify"
+    """Notifications: durable, shown as toasts and banners."""
+
+
+DURABLE_NAMESPACES = frozenset({Namespace.CHAT, Namespace.NOTIFY})
+
+
+class ChannelError(ValueError):
+    """A channel name that does not follow the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    namespace: Namespace
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.name}"
+
+    @property
+    def durable(self) -> bool:
+        return self.namespace in DURABLE_NAMESPACES
+
+    @classmethod
+    def parse(cls, text: str) -> "Channel":
+        """Parse ``text`` or raise ``ChannelError`` saying what is wrong with it."""
+        if not isinstance(text, str):
+            raise ChannelError("channel must be a string")
+        namespace, sep, name = text.partition(":")
+        if not sep:
+            raise ChannelError(f"channel {text[:80]!r} has no namespace; use data:, chat: or notify:")
+        try:
+            ns = Namespace(namespace)
+        except ValueError:
+            raise ChannelError(f"unknown namespace {namespace[:80]!r}; use data:, chat: or notify:") from None
+        if not is_valid_name(name):
+            raise ChannelError(f"channel name must match {NAME_PATTERN}, got {name[:80]!r}")
+        return cls(ns, name)
+
+
+def is_valid_name(name: str) -> bool:
+    return _NAME_RE.fullmatch(name) is not None

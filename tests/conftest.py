@@ -1,0 +1,29 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import GatewayProcess
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+    """A real gateway (``python -m gateway``) on a free port with its own data dir, auth off."""
+    process = GatewayProcess(tmp_path).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[type[GatewayProcess]]:
+    """Start gateways with custom settings: ``start_gateway(env={...})``; all are stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    def start(env: dict[str, str] | None = None) -> GatewayProcess:
+        process = GatewayProcess(tmp_path, env=env or {}).start()
+        started.append(process)
+        return process
+
+    yield start  # type: ignore[misc]
+    for process in started:
+        process.stop()
