@@ -1,0 +1,78 @@
+"""Chat and notifications survive a crash; data channels say honestly that their history is gone."""
+
+import signal
+import threading
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.client import Client
+from tests.servers import GatewayProcess
+
+
+def test_acknowledged_chat_survives_kill_9(gateway: GatewayProcess) -> None:
+    """Every acknowledged chat message is there after kill -9 and restart, with the same offsets and epoch."""
+    acknowledged: dict[int, str] = {}
+    stop = threading.Event()
+
+    def chat_burst() -> None:
+        with Client(f"{gateway.ws_url}?name=writer") as writer:
+            index = 0
+            while not stop.is_set():
+                text = f"message {index}"
+                try:
+                    reply = writer.request({"op": "publish", "channel": "chat:ops", "data": {"text": text}})
+                except (ConnectionClosed, TimeoutError, OSError):
+                    return
+                if reply["type"] == "ack":
+                    acknowledged[reply["offset"]] = text
+                index += 1
+
+    writer = threading.Thread(target=chat_burst)
+    writer.start()
+    while len(acknowledged) < 200:
+        stop.wait(0.01)
+    epoch_before = httpx.get(f"{gateway.http_url}/api/channels/chat:ops/history?limit=1").json()["epoch"]
+    gateway.stop(signal.SIGKILL)
+    stop.set()
+    writer.join()
+    gateway.start()
+
+    page = httpx.get(f"{gateway.http_url}/api/channels/chat:ops/history", params={"limit": 1000}).json()
+    stored = {p["offset"]: p["data"]["text"] for p in page["publications"]}
+    assert page["epoch"] == epoch_before
+    assert acknowledged.items() <= stored.items()
+    assert sorted(stored) == list(range(1, len(stored) + 1))
+    assert all(p["data"]["sender"] == "writer" for p in page["publications"])
+
+
+def test_chat_resumes_across_a_restart_and_data_reports_a_new_epoch(gateway: GatewayProcess) -> None:
+    """After a restart, chat resumes with recovered=true; a data channel answers recovered=false."""
+    with Client(gateway.ws_url) as client:
+        chat = client.subscribe("chat:r")
+        data = client.subscribe("data:r")
+        client.request({"op": "publish", "channel": "chat:r", "data": {"text": "before"}})
+        client.request({"op": "publish", "channel": "data:r", "data": {"values": {"v": 1}}})
+    gateway.restart()
+    httpx.post(f"{gateway.http_url}/api/publish/chat:r", json={"text": "after"}).raise_for_status()
+    with Client(gateway.ws_url) as client:
+        resumed = client.subscribe("chat:r", since={"offset": 1, "epoch": chat["epoch"]})
+        assert resumed["recovered"] is True and resumed["epoch"] == chat["epoch"]
+        assert [p["data"]["text"] for p in client.pubs(1)] == ["after"]
+        lost = client.subscribe("data:r", since={"offset": 1, "epoch": data["epoch"]})
+        assert lost["recovered"] is False and lost["epoch"] != data["epoch"]
+
+
+def test_sigterm_closes_clients_with_1012(start_gateway: type[GatewayProcess]) -> None:
+    """A graceful shutdown tells every client 1012 (server restarting: reconnect and resume)."""
+    gateway = start_gateway(env={"PULSE_LOG_LEVEL": "info"})
+    client = Client(gateway.ws_url)
+    client.subscribe("data:z")
+    # uvicorn re-raises the signal it handled once shutdown is complete, so the exit status is -SIGTERM.
+    assert gateway.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert "gateway stopped" in gateway.log()
+    with pytest.raises(ConnectionClosed) as closed:
+        client.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    client.close()

@@ -1,0 +1,98 @@
+"""The HTTP API: publish (single, batch, idempotent), errors, channel list, health and metrics."""
+
+import httpx
+import pytest
+
+from tests.client import Client
+from tests.servers import GatewayProcess
+
+
+def test_publish_one_and_a_batch(gateway: GatewayProcess) -> None:
+    """A single payload and a batch get consecutive offsets, in order."""
+    url = f"{gateway.http_url}/api/publish/data:cpu"
+    assert httpx.post(url, json={"values": {"user": 1.5}}).json() == {"offsets": [1]}
+    batch = [{"ts": 1_700_000_000 + i, "values": {"user": i}} for i in range(1000)]
+    assert httpx.post(url, json=batch).json()["offsets"] == list(range(2, 1002))
+
+
+def test_idempotent_publish_happens_once(gateway: GatewayProcess) -> None:
+    """A repeated Idempotency-Key returns the first offsets and publishes nothing more."""
+    url = f"{gateway.http_url}/api/publish/chat:lobby"
+    headers = {"Idempotency-Key": "order-42"}
+    first = httpx.post(url, json=[{"text": "a"}, {"text": "b"}], headers=headers).json()
+    again = httpx.post(url, json=[{"text": "a"}, {"text": "b"}], headers=headers).json()
+    assert first == again == {"offsets": [1, 2]}
+    assert httpx.post(url, json={"text": "c"}).json() == {"offsets": [3]}
+    other_channel = httpx.post(
+        f"{gateway.http_url}/api/publish/chat:other", json={"text": "a"}, headers=headers
+    )
+    assert other_channel.json() == {"offsets": [1]}
+
+
+def test_http_chat_sender(gateway: GatewayProcess) -> None:
+    """Chat posted over HTTP carries ?name= as sender when auth is off (never a payload field)."""
+    with Client(gateway.ws_url) as client:
+        client.subscribe("chat:http")
+        httpx.post(
+            f"{gateway.http_url}/api/publish/chat:http?name=simbot", json={"text": "hi"}
+        ).raise_for_status()
+        assert client.pubs(1)[0]["data"]["sender"] == "simbot"
+
+
+@pytest.mark.parametrize(
+    ("channel", "body", "status", "needle"),
+    [
+        ("data:cpu", b"{nope", 400, "bad_json"),
+        ("bogus:cpu", b'{"values": {"a": 1}}', 400, "bad_channel"),
+        ("data:a b", b'{"values": {"a": 1}}', 400, "bad_channel"),
+        ("data:cpu", b'{"values": {"a": "x"}}', 422, "values.a"),
+        ("data:cpu", b'{"values": {"a": Infinity}}', 422, "values.a"),
+        ("data:cpu", b'{"values": {}}', 422, "values"),
+        ("data:cpu", b"[]", 422, "empty batch"),
+        ("chat:x", b'{"text": ""}', 422, "text"),
+        ("chat:x", b'{"text": "' + b"x" * 2001 + b'"}', 413, "too_large"),
+        ("data:cpu", b"[" + b",".join([b'{"values": {"a": 1}}'] * 1001) + b"]", 413, "at most 1000"),
+        ("notify:x", b'{"level": "panic", "title": "x"}', 422, "level"),
+    ],
+)
+def test_bad_publish_gets_a_clear_error_and_publishes_nothing(
+    gateway: GatewayProcess, channel: str, body: bytes, status: int, needle: str
+) -> None:
+    """Each bad publish has its status and a detail that says what is wrong; nothing is published."""
+    response = httpx.post(
+        f"{gateway.http_url}/api/publish/{channel}",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    assert needle in response.json()["detail"]
+    channels = httpx.get(f"{gateway.http_url}/api/channels").json()["channels"]
+    assert all(item["offset"] == 0 for item in channels)
+
+
+def test_body_over_the_limit_is_413(start_gateway: type[GatewayProcess]) -> None:
+    """A body over PULSE_MAX_BODY_BYTES is refused with 413, declared length or streamed."""
+    gateway = start_gateway(env={"PULSE_MAX_BODY_BYTES": "2048"})
+    big = b"[" + b",".join([b'{"values": {"a": 1}}'] * 200) + b"]"
+    url = f"{gateway.http_url}/api/publish/data:x"
+    assert httpx.post(url, content=big).status_code == 413
+    assert httpx.post(url, content=iter([big[:1500], big[1500:]])).status_code == 413
+
+
+def test_channels_list_health_and_metrics(gateway: GatewayProcess) -> None:
+    """/api/channels shows offsets, epochs and subscribers; /healthz is ok; /metrics counts traffic."""
+    with Client(gateway.ws_url) as client:
+        client.subscribe("data:cpu")
+        httpx.post(f"{gateway.http_url}/api/publish/data:cpu", json=[{"values": {"a": 1}}] * 3)
+        client.pubs(3)
+        channels = {c["name"]: c for c in httpx.get(f"{gateway.http_url}/api/channels").json()["channels"]}
+        assert channels["data:cpu"]["offset"] == 3 and channels["data:cpu"]["subscribers"] == 1
+        assert channels["data:cpu"]["epoch"]
+        health = httpx.get(f"{gateway.http_url}/healthz")
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok" and health.json()["broker"]["backend"] == "memory"
+        metrics = httpx.get(f"{gateway.http_url}/metrics").text
+        assert "pulse_connections 1" in metrics
+        assert "pulse_messages_in_total 3" in metrics
+        assert "pulse_messages_out_total 3" in metrics
+        assert "pulse_publish_latency_seconds_count 1" in metrics
