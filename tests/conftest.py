@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[type[GatewayProcess]]:
+def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
     """Start gateways with custom settings: ``start_gateway(env={...})``; all are stopped afterwards."""
     started: list[GatewayProcess] = []
 
@@ -24,6 +24,6 @@ def start_gateway(tmp_path: Path) -> Iterator[type[GatewayProcess]]:
         started.append(process)
         return process
 
-    yield start  # type: ignore[misc]
+    yield start
     for process in started:
         process.stop()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -94,3 +95,9 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class StartGateway(Protocol):
+    """The ``start_gateway`` fixture: start a gateway with extra ``PULSE_*`` settings."""
+
+    def __call__(self, env: dict[str, str] | None = None) -> GatewayProcess: ...

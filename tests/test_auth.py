@@ -6,21 +6,22 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from gateway.auth import mint_token
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 SECRET = "test-secret-with-enough-bytes-for-hs256"
 
 
 @pytest.fixture
-def secured(start_gateway: type[GatewayProcess]) -> GatewayProcess:
+def secured(start_gateway: StartGateway) -> GatewayProcess:
     return start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_AUTH_TIMEOUT": "1.5"})
 
 
 def token(sub: str = "alice", ttl: float = 60, **perms: list[str]) -> str:
-    return mint_token(SECRET, sub, ttl=ttl, **perms)  # type: ignore[arg-type]
+    return mint_token(SECRET, sub, ttl=ttl, **perms)
 
 
 def closed_code(client: Client, timeout: float = 5) -> int | None:
@@ -154,15 +155,15 @@ def test_open_gateway_says_so_loudly(gateway: GatewayProcess) -> None:
         "https://allowed.example.org",
     ],
 )
-def test_foreign_origins_are_refused_before_accept(start_gateway: type[GatewayProcess], origin: str) -> None:
+def test_foreign_origins_are_refused_before_accept(start_gateway: StartGateway, origin: str) -> None:
     """A browser Origin that is neither the gateway's own nor listed gets HTTP 403 at the handshake."""
     gateway = start_gateway(env={"PULSE_ALLOWED_ORIGINS": "http://allowed.example.org"})
     with pytest.raises(InvalidStatus) as refused:
-        connect(gateway.ws_url, origin=origin, proxy=None, legacy=True)  # type: ignore[arg-type]
+        connect(gateway.ws_url, origin=Origin(origin), proxy=None, legacy=True)
     assert refused.value.response.status_code == 403
 
 
-def test_own_and_listed_origins_are_accepted(start_gateway: type[GatewayProcess]) -> None:
+def test_own_and_listed_origins_are_accepted(start_gateway: StartGateway) -> None:
     """The gateway's own origin, a listed origin and no Origin at all (non-browser) are accepted."""
     gateway = start_gateway(env={"PULSE_ALLOWED_ORIGINS": "http://allowed.example.org"})
     own = f"http://127.0.0.1:{gateway.port}"

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 
 def test_acknowledged_chat_survives_kill_9(gateway: GatewayProcess) -> None:
@@ -64,7 +64,7 @@ def test_chat_resumes_across_a_restart_and_data_reports_a_new_epoch(gateway: Gat
         assert lost["recovered"] is False and lost["epoch"] != data["epoch"]
 
 
-def test_sigterm_closes_clients_with_1012(start_gateway: type[GatewayProcess]) -> None:
+def test_sigterm_closes_clients_with_1012(start_gateway: StartGateway) -> None:
     """A graceful shutdown tells every client 1012 (server restarting: reconnect and resume)."""
     gateway = start_gateway(env={"PULSE_LOG_LEVEL": "info"})
     client = Client(gateway.ws_url)

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 
 def test_publish_one_and_a_batch(gateway: GatewayProcess) -> None:
@@ -70,7 +70,7 @@ def test_bad_publish_gets_a_clear_error_and_publishes_nothing(
     assert all(item["offset"] == 0 for item in channels)
 
 
-def test_body_over_the_limit_is_413(start_gateway: type[GatewayProcess]) -> None:
+def test_body_over_the_limit_is_413(start_gateway: StartGateway) -> None:
     """A body over PULSE_MAX_BODY_BYTES is refused with 413, declared length or streamed."""
     gateway = start_gateway(env={"PULSE_MAX_BODY_BYTES": "2048"})
     big = b"[" + b",".join([b'{"values": {"a": 1}}'] * 200) + b"]"

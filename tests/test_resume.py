@@ -5,7 +5,7 @@ import threading
 import httpx
 
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 
 def publish(gateway: GatewayProcess, channel: str, count: int, start: int = 0) -> list[int]:
@@ -55,7 +55,7 @@ def test_wrong_epoch_is_not_recovered(gateway: GatewayProcess) -> None:
         client.nothing_for(0.2)
 
 
-def test_gap_beyond_history_is_not_recovered(start_gateway: type[GatewayProcess]) -> None:
+def test_gap_beyond_history_is_not_recovered(start_gateway: StartGateway) -> None:
     """When part of the gap fell out of history (PULSE_HISTORY_SIZE), nothing partial is replayed."""
     gateway = start_gateway(env={"PULSE_HISTORY_SIZE": "5"})
     with Client(gateway.ws_url) as client:
@@ -139,7 +139,7 @@ def test_reading_unknown_channels_creates_nothing(gateway: GatewayProcess) -> No
     assert httpx.get(f"{gateway.http_url}/api/channels").json() == {"channels": []}
 
 
-def test_resume_too_big_for_the_client_queue_is_not_recovered(start_gateway: type[GatewayProcess]) -> None:
+def test_resume_too_big_for_the_client_queue_is_not_recovered(start_gateway: StartGateway) -> None:
     """A replay that would overflow the client queue answers recovered=false instead of a 4001 close."""
     gateway = start_gateway(env={"PULSE_CLIENT_QUEUE_BYTES": "65536"})
     with Client(gateway.ws_url) as client:

@@ -5,7 +5,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import StartGateway
 
 PAYLOAD = {"values": {f"series{i}": float(i) for i in range(40)}}
 BATCHES = 150
@@ -13,7 +13,7 @@ BATCH = 100  # one burst (~90 KB) stays well under the queue bound
 
 
 def test_slow_consumer_is_closed_with_4001_and_others_get_everything(
-    start_gateway: type[GatewayProcess],
+    start_gateway: StartGateway,
 ) -> None:
     """Flood a channel while one subscriber never reads: it gets 4001, the other receives every message."""
     gateway = start_gateway(env={"PULSE_CLIENT_QUEUE_BYTES": str(256 * 1024)})

@@ -8,7 +8,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.client import Client
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 
 def test_welcome_names_the_connection(gateway: GatewayProcess) -> None:
@@ -166,7 +166,7 @@ def test_binary_frame_is_an_error_not_a_close(gateway: GatewayProcess) -> None:
         assert client.request({"op": "ping"})["type"] == "pong"
 
 
-def test_double_subscribe_and_subscription_limit(start_gateway: type[GatewayProcess]) -> None:
+def test_double_subscribe_and_subscription_limit(start_gateway: StartGateway) -> None:
     """Subscribing twice is bad_request; past PULSE_MAX_SUBSCRIPTIONS it is too_large."""
     gateway = start_gateway(env={"PULSE_MAX_SUBSCRIPTIONS": "3"})
     with Client(gateway.ws_url) as client:
@@ -190,7 +190,7 @@ def test_frame_over_the_limit_closes_with_1009(gateway: GatewayProcess) -> None:
         assert bystander.pubs(1)[0]["offset"] == 1
 
 
-def test_rate_limit_then_policy_close(start_gateway: type[GatewayProcess]) -> None:
+def test_rate_limit_then_policy_close(start_gateway: StartGateway) -> None:
     """Ops beyond the token bucket get rate_limited; a client that keeps flooding is closed with 1008."""
     gateway = start_gateway(env={"PULSE_CLIENT_RATE": "1", "PULSE_CLIENT_BURST": "5"})
     with Client(gateway.ws_url) as client:
