@@ -36,7 +36,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "The broker could not store the publication; nothing was published",
     },
 }
-_READ_ERRORS: dict[int | str, dict[str, Any]] = {status: _ERRORS[status] for status in (400, 401, 403, 422)}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad channel name, or `since` without its `epoch`"},
+    401: _ERRORS[401],
+    403: _ERRORS[403],
+    422: {"description": "A query parameter out of range (FastAPI's list-of-errors detail)"},
+}
 
 ChannelPath = Annotated[str, Path(description="A channel such as data:cpu, chat:lobby or notify:alerts")]
 
@@ -117,8 +122,10 @@ async def publish(
         raise HTTPException(status, f"{exc.code}: {exc.detail}") from None
     sender = grant.subject or name or "http"
     try:
+        # Keys are the caller's own: two publishers who happen to pick the same key do not collide.
+        scoped_key = None if idempotency_key is None else f"{grant.subject or ''}\x00{idempotency_key}"
         offsets = await gateway.broker.publish(
-            target, enrich(payloads, sender=sender), idempotency_key=idempotency_key
+            target, enrich(payloads, sender=sender), idempotency_key=scoped_key
         )
     except PublishError as exc:
         raise HTTPException(503, f"not published: {exc}") from None

@@ -107,7 +107,8 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
     """Browsers send ``Origin``; allow none (non-browser clients), our own, and exactly the listed ones.
 
     Matching is exact on scheme, host and port, so ``http://evil-localhost.com`` or
-    ``http://localhost.evil.com`` never pass as ``http://localhost``, and the opaque ``null`` never passes.
+    ``http://localhost.evil.com`` never pass as ``http://localhost``; the opaque ``null`` (sandboxed
+    frames, ``file:`` pages) passes only if an operator lists it, or allows ``*``.
     """
     if origin is None:
         return True

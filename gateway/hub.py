@@ -141,7 +141,8 @@ class Hub:
         if self._pending.get(name, {}).pop(connection, None) is None:
             return  # unsubscribed or disconnected while history was read
         outbox = connection.outbox
-        replay, recovered = _fit(result.publications, outbox.room // 2), result.recovered
+        budget = outbox.room // 2 - sum(len(publication.frame) for publication in waiting)
+        replay, recovered = _fit(result.publications, budget), result.recovered
         if since is not None and len(replay) < len(result.publications):
             replay, recovered = [], False
         outbox.put(

@@ -57,7 +57,10 @@ class DurableStore:
         self.epoch = ""
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        # A short busy timeout: the writer runs on the event loop, and waiting on a lock blocks every
+        # client. Our own maintenance holds the lock for milliseconds; anything longer is a failure to
+        # report (publish answers "unavailable"/503, health says degraded), not to wait out.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.25)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
         return conn

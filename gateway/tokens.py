@@ -9,17 +9,11 @@ from gateway.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gateway.tokens",
-        description=__doc__,
-        epilog="python -m gateway.tokens --new-secret prints a fresh random PULSE_SECRET.",
+    parser = argparse.ArgumentParser(prog="python -m gateway.tokens", description=__doc__)
+    parser.add_argument("sub", nargs="?", help="the client's identity (chat sender name)")
+    parser.add_argument(
+        "--new-secret", action="store_true", help="print a fresh random PULSE_SECRET and exit"
     )
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv == ["--new-secret"]:
-        print(secrets.token_urlsafe(32))
-        return 0
-    parser.add_argument("sub", help="the client's identity (chat sender name)")
     parser.add_argument(
         "--ttl", type=float, default=24 * 3600, help="seconds until it expires (default 1 day)"
     )
@@ -28,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--publish", nargs="*", default=["chat:*"], help="channel patterns to publish to")
     args = parser.parse_args(argv)
+    if args.new_secret:
+        print(secrets.token_urlsafe(32))
+        return 0
+    if args.sub is None:
+        parser.error("give the token's sub (or --new-secret)")
     settings = get_settings()
     if not settings.auth_enabled or settings.secret is None:
         print("PULSE_SECRET is not set: there is nothing to sign tokens with.", file=sys.stderr)

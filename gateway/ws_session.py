@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.responses import PlainTextResponse
+from uvicorn.protocols.utils import ClientDisconnected
 
 from gateway.auth import OPEN, AuthError, Grant, bearer_token, origin_allowed, verify_token
 from gateway.broker import PublishError
@@ -137,7 +138,15 @@ class Session:
         if self._close_request.done():
             return self._close_request.result()
         if reader.done():
-            return None if reader.cancelled() or reader.exception() else reader.result()
+            if reader.cancelled():
+                return None
+            error = reader.exception()
+            if error is None:
+                return reader.result()
+            if isinstance(error, WebSocketDisconnect | ClientDisconnected):
+                return None
+            log.error("client %s: op failed unexpectedly", self.client_id, exc_info=error)
+            return CloseCode.INTERNAL_ERROR, "internal error"
         # The sender ended on its own: the socket failed under it.
         return None
 

@@ -1,6 +1,7 @@
 """Chat and notifications survive a crash; data channels say honestly that their history is gone."""
 
 import signal
+import sqlite3
 import threading
 
 import httpx
@@ -76,3 +77,31 @@ def test_sigterm_closes_clients_with_1012(start_gateway: StartGateway) -> None:
         client.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     client.close()
+
+
+def test_storage_failure_is_reported_and_recovers(gateway: GatewayProcess) -> None:
+    """While another process holds the SQLite write lock, chat publishes fail clearly and health degrades."""
+    database = gateway.workdir / "data" / "pulseboard.db"
+    with Client(gateway.ws_url) as client:
+        client.subscribe("chat:locked")
+        assert (
+            client.request({"op": "publish", "channel": "chat:locked", "data": {"text": "one"}})["offset"]
+            == 1
+        )
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            failed = client.request({"op": "publish", "channel": "chat:locked", "data": {"text": "two"}})
+            assert failed["type"] == "error" and failed["code"] == "unavailable"
+            http = httpx.post(f"{gateway.http_url}/api/publish/chat:locked", json={"text": "three"})
+            assert http.status_code == 503 and "not published" in http.json()["detail"]
+            assert httpx.get(f"{gateway.http_url}/healthz").status_code == 503
+            data = client.request({"op": "publish", "channel": "data:free", "data": {"values": {"v": 1}}})
+            assert data["type"] == "ack"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        again = client.request({"op": "publish", "channel": "chat:locked", "data": {"text": "four"}})
+        assert again["type"] == "ack" and again["offset"] == 2
+        assert [p["data"]["text"] for p in client.pubs(2)] == ["one", "four"]
+    assert httpx.get(f"{gateway.http_url}/healthz").status_code == 200

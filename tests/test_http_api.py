@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from gateway.auth import mint_token
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
@@ -96,3 +97,15 @@ def test_channels_list_health_and_metrics(gateway: GatewayProcess) -> None:
         assert "pulse_messages_in_total 3" in metrics
         assert "pulse_messages_out_total 3" in metrics
         assert "pulse_publish_latency_seconds_count 1" in metrics
+
+
+def test_idempotency_keys_belong_to_their_caller(start_gateway: StartGateway) -> None:
+    """Two publishers that pick the same Idempotency-Key both get their messages published."""
+    secret = "k" * 32
+    gateway = start_gateway(env={"PULSE_SECRET": secret})
+    url = f"{gateway.http_url}/api/publish/chat:shared"
+    offsets = []
+    for sub in ("alice", "bob"):
+        headers = {"Idempotency-Key": "same", "Authorization": f"Bearer {mint_token(secret, sub, ttl=60)}"}
+        offsets.append(httpx.post(url, json={"text": sub}, headers=headers).json()["offsets"])
+    assert offsets == [[1], [2]]
