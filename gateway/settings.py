@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = False
     """permessage-deflate for ``python -m gateway``: costs CPU and ~33 KB per connection, so off."""
     log_level: str = "info"
+    access_log: bool = False
+    """uvicorn's line per HTTP request (``python -m gateway``): off, since publishers post many per second."""
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
