@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from shared.api import MAX_BATCH
+from shared.backoff import Backoff
 from shared.channels import Channel, Namespace
 from simulator.alerts import AlertWatcher
-from simulator.backoff import Backoff
 from simulator.chatbot import BOT_NAME, CHAT_CHANNEL, ChatBot
 from simulator.gateway_api import Failed, GatewayAPI, Published, Rejected
 from simulator.outbox import Outbox

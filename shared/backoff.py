@@ -1,4 +1,8 @@
-"""Exponential backoff with jitter, and the bookkeeping of one outage (when it began, when it ended)."""
+"""Exponential backoff with jitter for clients that retry or reconnect, and the bookkeeping of one outage.
+
+Shared by the simulator (HTTP retries) and the dashboard consumer (WebSocket reconnects), so every
+Pulseboard client spreads its retries the same way after losing the gateway.
+"""
 
 import random
 from dataclasses import dataclass, field
