@@ -1,0 +1,43 @@
+"""The benchmark harness runs and reports; it never checks a timing (speed targets live in bench/)."""
+
+import os
+import platform
+import re
+import subprocess
+import sys
+
+from tests.servers import ROOT
+
+QUICK_ROWS = [
+    *(f"append, {n} series/msg" for n in (1, 3, 8)),
+    *(f"append, {n} series/msg + reader 10/s" for n in (1, 3, 8)),
+    *(f"downsample {n} -> 2,000" for n in ("10,000", "100,000", "1,000,000")),
+]
+
+
+def test_quick_dashboard_buffers_benchmark_prints_its_table() -> None:
+    """`python -m bench.dashboard_buffers --quick` exits 0 and prints machine, command and every table row."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.dashboard_buffers", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"{os.cpu_count()} CPUs, Python {platform.python_version()}" in out
+    assert f"`{sys.executable} -m bench.dashboard_buffers --quick`" in out
+    assert "| Case | Input | Median | Best | Target | Notes |" in out
+    rows = {
+        cells[0]: cells
+        for line in out.splitlines()
+        if line.startswith("| ")
+        for cells in [[cell.strip() for cell in line.strip().strip("|").split("|")]]
+    }
+    assert set(QUICK_ROWS) <= set(rows)
+    assert len(rows) == len(QUICK_ROWS) + 1  # and the header
+    for case in QUICK_ROWS:
+        median, best = rows[case][2:4]
+        assert re.fullmatch(r"[\d,.]+ (points/s|ms)", median) and re.fullmatch(r"[\d,.]+ (points/s|ms)", best)
