@@ -94,8 +94,12 @@ class Hub:
         self._clients[connection.client_id] = connection
 
     async def remove(self, connection: Connection) -> None:
-        """Forget a closed connection: drop its subscriptions and presence, tell chat rooms it left."""
-        self._clients.pop(connection.client_id, None)
+        """Forget a closed connection: drop its subscriptions and presence, tell chat rooms it left.
+
+        Idempotent: a session removes its connection before the close handshake and again when done.
+        """
+        if self._clients.get(connection.client_id) is connection:
+            del self._clients[connection.client_id]
         for channel in list(connection.channels):
             await self._leave(connection, Channel.parse(channel))
 

@@ -54,6 +54,8 @@ class DurableStore:
         self._fsync = fsync
         self._writer: sqlite3.Connection | None = None
         self._maintenance_lock = threading.Lock()
+        self._written: dict[str, int] = {}
+        """Channels appended to since the last trim, with their newest offset (guarded by the lock)."""
         self.epoch = ""
 
     def _connect(self) -> sqlite3.Connection:
@@ -114,35 +116,34 @@ class DurableStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"durable write failed: {exc}") from exc
+        with self._maintenance_lock:
+            for publication in publications:
+                self._written[publication.channel] = publication.offset
 
     def maintain(self) -> None:
-        """Checkpoint the WAL and trim rows past ``keep`` per channel. Blocking: run it in a thread."""
+        """Trim rows past ``keep`` in channels written since the last call, then checkpoint the WAL.
+
+        Blocking: run it in a thread. One short transaction per channel, by primary key, so the writer
+        on the event loop never waits long for the lock.
+        """
         with self._maintenance_lock:
-            conn = self._connect()
-            try:
+            written, self._written = self._written, {}
+        conn = self._connect()
+        try:
+            for channel, top in written.items():
                 conn.execute(
-                    """
-                    DELETE FROM publications
-                    WHERE (channel, offset) IN (
-                        SELECT p.channel, p.offset FROM publications AS p
-                        JOIN (SELECT channel, MAX(offset) AS top FROM publications GROUP BY channel) AS t
-                          ON p.channel = t.channel
-                        WHERE p.offset <= t.top - ?
-                    )
-                    """,
-                    (self.keep,),
+                    "DELETE FROM publications WHERE channel = ? AND offset <= ?", (channel, top - self.keep)
                 )
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                conn.close()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def close(self) -> None:
         if self._writer is None:
             return
-        with self._maintenance_lock:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._writer.close()
-            self._writer = None
+        self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._writer.close()
+        self._writer = None
 
     def _require_writer(self) -> sqlite3.Connection:
         if self._writer is None:

@@ -62,6 +62,14 @@ CLOSE_SECONDS = 10.0
 CloseRequest = tuple[int, str]
 
 
+def close_reason(text: str, limit: int = 123) -> str:
+    """``text`` cut to what a close frame can carry (125 bytes less the code), on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
+
+
 class UnauthorizedError(Exception):
     """Close with 4401: the client must not reconnect without a new token."""
 
@@ -151,7 +159,10 @@ class Session:
         return None
 
     async def _close(self, sender: asyncio.Task[None], request: CloseRequest) -> None:
-        code, reason = request
+        code, reason = request[0], close_reason(request[1])
+        # Leave the hub first: the close handshake can wait on a client that does not read, and until
+        # then it must not count as a subscriber, be listed in presence, or take direct messages.
+        await self._gateway.hub.remove(self._connection)
         if code == CloseCode.SLOW_CONSUMER:
             sender.cancel()  # it is stuck on a client that does not read; what it held is dropped
         else:
@@ -163,7 +174,7 @@ class Session:
 
     def request_close(self, code: int, reason: str) -> None:
         if not self._close_request.done():
-            self._close_request.set_result((code, reason))
+            self._close_request.set_result((code, close_reason(reason)))
 
     def _later(self, delay: float, code: int, reason: str) -> None:
         loop = asyncio.get_running_loop()
@@ -287,7 +298,10 @@ class Session:
         self.outbox.put(encode(Ack(ref=op.id, offset=offsets[0])))
 
     async def _direct(self, op: DirectOp) -> None:
-        frame = encode(DirectMessage(sender=self.client_id, name=self._connection.name, data=op.data))
+        try:
+            frame = encode(DirectMessage(sender=self.client_id, name=self._connection.name, data=op.data))
+        except ValueError as exc:  # PydanticSerializationError: data that cannot be written back as JSON
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"data cannot be sent: {exc}", op.id) from None
         if not await self._gateway.broker.send_direct(op.to, frame):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no connected client {op.to!r}", op.id)
         self.outbox.put(encode(Ack(ref=op.id)))
@@ -318,6 +332,6 @@ async def websocket_endpoint(websocket: WebSocket, gateway: GatewayDep) -> None:
     await websocket.accept()
     if rejected:
         # Accept, then close: browsers and most clients cannot read an HTTP status, but they do see 4401.
-        await websocket.close(CloseCode.UNAUTHORIZED, rejected)
+        await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
         return
     await Session(websocket, gateway, name=name, grant=grant).run()

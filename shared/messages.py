@@ -6,10 +6,10 @@ what is pending for a client into one frame under load). ``parse_client_op`` tur
 ``ProtocolError`` carrying the error code to answer with; it never raises anything else.
 """
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from shared.channels import Channel
 from shared.codes import ErrorCode
@@ -130,8 +130,10 @@ def _ref_of(raw: dict[str, Any]) -> int | str | None:
 def parse_client_op(frame: str | bytes) -> ClientOp:
     """Parse one client frame, or raise ``ProtocolError`` with the code the contract prescribes."""
     try:
-        raw = json.loads(frame)
-    except (ValueError, RecursionError) as exc:
+        # pydantic-core's parser, not json.loads: it refuses lone surrogates (which could not be encoded
+        # back into a reply) and nesting past a fixed depth, both as plain invalid JSON.
+        raw = from_json(frame)
+    except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a client frame must be a JSON object with an 'op'")

@@ -1,5 +1,6 @@
 """Auth on (tokens, permissions, expiry) and off, and the browser origin policy."""
 
+import base64
 import time
 
 import httpx
@@ -170,3 +171,15 @@ def test_own_and_listed_origins_are_accepted(start_gateway: StartGateway) -> Non
     for origin in (own, "http://allowed.example.org", None):
         with Client(gateway.ws_url, origin=origin) as client:
             assert client.welcome["type"] == "welcome"
+
+
+def test_long_token_errors_still_close_with_4401(secured: GatewayProcess) -> None:
+    """A token whose error message is longer than a close frame allows still gets a 4401, not a drop."""
+    header = base64.urlsafe_b64encode(b'{"a":' + b"1" * 4400 + b"}").rstrip(b"=").decode()
+    bad = f"{header}.e30.sig"
+    with pytest.raises(ConnectionClosed) as closed:
+        Client(secured.ws_url, additional_headers={"Authorization": f"Bearer {bad}"})
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    with Client(secured.ws_url) as client:
+        client.send({"op": "auth", "token": bad})
+        assert closed_code(client) == 4401

@@ -3,11 +3,14 @@
 import signal
 import sqlite3
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gateway.broker import Publication
+from gateway.store import DurableStore
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
@@ -105,3 +108,20 @@ def test_storage_failure_is_reported_and_recovers(gateway: GatewayProcess) -> No
         assert again["type"] == "ack" and again["offset"] == 2
         assert [p["data"]["text"] for p in client.pubs(2)] == ["one", "four"]
     assert httpx.get(f"{gateway.http_url}/healthz").status_code == 200
+
+
+def test_store_trims_to_history_size_and_keeps_offsets(tmp_path: Path) -> None:
+    """Maintenance trims each written channel to the newest `keep` rows; a reload continues the offsets."""
+    store = DurableStore(tmp_path / "p.db", keep=3)
+    store.open()
+    publications = [Publication.create("chat:t", n, store.epoch, 1.0, {"n": n}) for n in range(1, 11)]
+    store.append(publications[:6])
+    store.append(publications[6:])
+    store.maintain()
+    assert [item.offset for item in store.load()["chat:t"]] == [8, 9, 10]
+    store.close()
+    reopened = DurableStore(tmp_path / "p.db", keep=3)
+    reopened.open()
+    assert reopened.epoch == store.epoch
+    assert [item.data["n"] for item in reopened.load()["chat:t"]] == [8, 9, 10]
+    reopened.close()

@@ -109,3 +109,10 @@ def test_idempotency_keys_belong_to_their_caller(start_gateway: StartGateway) ->
         headers = {"Idempotency-Key": "same", "Authorization": f"Bearer {mint_token(secret, sub, ttl=60)}"}
         offsets.append(httpx.post(url, json={"text": sub}, headers=headers).json()["offsets"])
     assert offsets == [[1], [2]]
+
+
+def test_huge_batch_is_refused_by_count(gateway: GatewayProcess) -> None:
+    """A body with far more than 1000 payloads is refused with 413 before anything is validated."""
+    body = b"[" + b",".join([b"{}"] * 200_000) + b"]"
+    response = httpx.post(f"{gateway.http_url}/api/publish/data:x", content=body)
+    assert response.status_code == 413 and "at most 1000" in response.json()["detail"]

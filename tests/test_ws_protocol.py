@@ -206,3 +206,20 @@ def test_rate_limit_then_policy_close(start_gateway: StartGateway) -> None:
             while True:
                 client.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"op": "ping", "id": "\\ud800"}',
+        '{"op": "direct", "to": "nobody", "data": {"t": "\\ud800"}}',
+        '{"op": "direct", "to": "nobody", "data": ' + '{"a": ' * 600 + "1" + "}" * 601,
+    ],
+    ids=["lone-surrogate-id", "lone-surrogate-data", "deep-nesting"],
+)
+def test_unencodable_input_is_bad_json_not_an_internal_error(gateway: GatewayProcess, frame: str) -> None:
+    """Lone surrogates and very deep nesting are bad_json; the connection stays open (never 1011)."""
+    with Client(gateway.ws_url) as client:
+        client.ws.send(frame)
+        assert client.expect("error")["code"] == "bad_json"
+        assert client.request({"op": "ping"})["type"] == "pong"

@@ -83,9 +83,8 @@ class MemoryBroker(Broker):
         self._streams: dict[str, Stream] = {}
         self._memory_epoch = secrets.token_hex(4)
         self._presence: dict[str, dict[str, PresenceEntry]] = {}
-        self._idempotency: OrderedDict[tuple[str, str], tuple[float, asyncio.Future[list[int]]]] = (
-            OrderedDict()
-        )
+        # Offsets of one publish are consecutive: a range keeps a 1000-payload answer in O(1) memory.
+        self._idempotency: OrderedDict[tuple[str, str], tuple[float, asyncio.Future[range]]] = OrderedDict()
         self._handler: BrokerHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._store_error = ""
@@ -133,7 +132,7 @@ class MemoryBroker(Broker):
         remembered = self._idempotency.get(key)
         if remembered is not None:
             return list(await asyncio.shield(remembered[1]))
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[range] = asyncio.get_running_loop().create_future()
         self._idempotency[key] = (now + IDEMPOTENCY_WINDOW, future)
         try:
             offsets = self._publish_now(channel, payloads)
@@ -143,7 +142,7 @@ class MemoryBroker(Broker):
             future.set_exception(exc)
             future.exception()  # retrieved: waiting duplicates re-raise it, nobody else must
             raise
-        future.set_result(offsets)
+        future.set_result(range(offsets[0], offsets[-1] + 1))
         return offsets
 
     def _forget_idempotency_keys(self, now: float) -> None:
