@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint check clean
 
-run: $(VENV)/.runtime  ## Gateway + dashboard + simulator on the embedded defaults (Procfile, honcho)
+run: $(VENV)/.runtime  ## Gateway + simulator (and the dashboard once it lands) on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
 test: $(VENV)/.dev  ## Lint, type-check and run the whole test suite
