@@ -118,13 +118,15 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-def _ref_of(raw: dict[str, Any]) -> int | str | None:
-    ref = raw.get("id")
-    if isinstance(ref, bool) or not isinstance(ref, int | str):
+_REQUEST_ID: TypeAdapter[RequestId] = TypeAdapter(RequestId)
+
+
+def _ref_of(raw: dict[str, Any]) -> RequestId | None:
+    """The frame's ``id`` if it follows the ``RequestId`` rule, so even an error reply can carry it."""
+    try:
+        return _REQUEST_ID.validate_python(raw.get("id"))
+    except ValidationError:
         return None
-    if isinstance(ref, str) and len(ref) > 64:
-        return None
-    return ref
 
 
 def parse_client_op(frame: str | bytes) -> ClientOp:
