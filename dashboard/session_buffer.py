@@ -25,13 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import partial
-from typing import Literal
 
 from dashboard.arrays import FloatArray, empty_trace
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS, DEFAULT_MAX_SERIES, ChannelBuffer, Clock
 from dashboard.positions import is_replay
 from dashboard.stats import DEFAULT_RATE_WINDOW
 from shared.messages import StreamPosition
+from shared.payloads import NotificationLevel
 
 DEFAULT_CHAT_MAXLEN = 1000
 DEFAULT_NOTIFY_MAXLEN = 500
@@ -59,7 +59,7 @@ class ChatEntry:
 @dataclass(frozen=True, slots=True)
 class NotificationEntry:
     channel: str
-    level: Literal["info", "warning", "error"]
+    level: NotificationLevel
     title: str
     body: str
     ts: float

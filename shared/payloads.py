@@ -47,8 +47,11 @@ class ChatMessage(_Payload):
     text: str
 
 
+NotificationLevel = Literal["info", "warning", "error"]
+
+
 class Notification(_Payload):
-    level: Literal["info", "warning", "error"]
+    level: NotificationLevel
     title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE)]
     body: Annotated[str, Field(max_length=MAX_BODY)] = ""
 
