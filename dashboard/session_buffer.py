@@ -20,6 +20,7 @@ No Streamlit here: the consumer thread and benchmarks use this module as it is.
 
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ from dashboard.arrays import FloatArray, empty_trace
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS, DEFAULT_MAX_SERIES, ChannelBuffer, Clock
 from dashboard.positions import is_replay
 from dashboard.stats import DEFAULT_RATE_WINDOW
+from shared.api import ChannelInfo as ChannelSummary
+from shared.api import Health
 from shared.messages import StreamPosition
 from shared.payloads import NotificationLevel
 
@@ -84,6 +87,17 @@ class ConnectionStatus:
     """When the last message arrived: the dashboard shows "stale since" this when it is old."""
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayOverview:
+    """What the consumer last read from ``/api/channels`` and ``/healthz``: the operator view."""
+
+    channels: tuple[ChannelSummary, ...]
+    health: Health | None
+    fetched_at: float
+    error: str = ""
+    """Why the last look failed ("" when it worked); ``channels`` and ``health`` are then older."""
+
+
 _DATA_PREFIX = "data:"
 
 
@@ -117,6 +131,8 @@ class SessionBuffer:
         )
         # Bad bounds fail here, in the script, rather than at the first point on the consumer thread.
         self._new_channel("")
+        self.key = uuid.uuid4().hex
+        """Names this buffer (and the one consumer feeding it) in the session's resource cache."""
         self._clock = clock
         self._lock = threading.Lock()
         self._channels: dict[str, ChannelBuffer] = {}
@@ -131,6 +147,7 @@ class SessionBuffer:
         # Written on every message without the lock: one float attribute store is atomic, and taking the
         # session lock per data point would make the chat and status readers contend with the hot path.
         self._last_message_at: float | None = None
+        self._overview: GatewayOverview | None = None
 
     # -- data channels ----------------------------------------------------------------------------
 
@@ -313,3 +330,13 @@ class SessionBuffer:
         with self._lock:
             status = self._status
         return replace(status, last_message_at=self._last_message_at)
+
+    # -- gateway overview -------------------------------------------------------------------------
+
+    def set_overview(self, overview: GatewayOverview) -> None:
+        with self._lock:
+            self._overview = overview
+
+    def overview(self) -> GatewayOverview | None:
+        with self._lock:
+            return self._overview

@@ -24,17 +24,20 @@ def free_port() -> int:
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code in (200, 503):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"gateway did not come up in {timeout}s:\n{log.read_text()}")
+    wait_for_http(f"{url}/healthz", process, log, timeout, ok=(200, 503))
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> int:
+    """Send ``sig`` and wait (SIGKILL after ``timeout``); the exit code, 0 if there was no process."""
+    if process is None:
+        return 0
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 @dataclass
@@ -77,15 +80,7 @@ class GatewayProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Stop the process with ``sig`` (SIGKILL for a crash) and return its exit code."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = stop_process(self.process, sig, timeout)
         self.process = None
         return code
 
@@ -101,3 +96,72 @@ class StartGateway(Protocol):
     """The ``start_gateway`` fixture: start a gateway with extra ``PULSE_*`` settings."""
 
     def __call__(self, env: dict[str, str] | None = None) -> GatewayProcess: ...
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0, ok: tuple[int, ...] = (200,)
+) -> None:
+    """Wait until ``url`` answers with a status in ``ok``, failing early with the log if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code in ok:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout}s:\n{log.read_text()}")
+
+
+@dataclass
+class AppProcess:
+    """Another program of the project (the dashboard, the simulator) as a real process, always stopped."""
+
+    args: list[str]
+    workdir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    name: str = "app"
+    url: str = ""
+    """Where it serves HTTP, if it does."""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, ready_path: str | None = None) -> "AppProcess":
+        """Start it; with ``ready_path``, wait until ``url + ready_path`` answers 200."""
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("PULSE_")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *self.args],
+                cwd=ROOT,
+                env={**inherited, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if ready_path is not None:
+            wait_for_http(self.url + ready_path, self.process, self.log_path)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int:
+        code = stop_process(self.process, signal.SIGTERM, timeout)
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def dashboard_process(workdir: Path, gateway_url: str, env: Mapping[str, str] | None = None) -> AppProcess:
+    """``streamlit run dashboard/app.py`` on a free port, fed by the gateway at ``gateway_url``."""
+    port = free_port()
+    args = [
+        "-m", "streamlit", "run", "dashboard/app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    env = {"PULSE_GATEWAY_URL": gateway_url, **(env or {})}
+    return AppProcess(args, workdir, env, name="dashboard", url=f"http://127.0.0.1:{port}")

@@ -1,0 +1,78 @@
+"""The dashboard's settings: one typed object read from ``PULSE_*`` environment variables."""
+
+from functools import lru_cache
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dashboard.channel_buffer import DEFAULT_MAX_POINTS
+from shared.channels import NAME_PATTERN, Channel, Namespace
+from shared.messages import MAX_HISTORY_REQUEST
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", env_file=".env", extra="ignore")
+
+    gateway_url: str = "http://127.0.0.1:8000"
+    """The gateway's HTTP address; the WebSocket is ``/ws`` on the same host (``ws://`` or ``wss://``)."""
+    token: SecretStr | None = None
+    """Bearer token for a gateway with auth on (``python -m gateway.tokens``); sent as a header only."""
+    dashboard_name: Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")] = "dashboard"
+    """Chat identity when there is no token (with a token, the gateway uses its ``sub``)."""
+    dashboard_rooms: Annotated[list[str], NoDecode] = ["chat:lobby"]
+    """Chat rooms every session joins (comma-separated ``chat:`` channels); users can join more."""
+    dashboard_max_points: Annotated[int, Field(ge=100, le=10_000_000)] = DEFAULT_MAX_POINTS
+    """Points kept per series in each session's buffer (16 bytes each)."""
+    dashboard_max_age: Annotated[float, Field(gt=0)] = 6 * 3600.0
+    """Seconds a point stays in a session's buffer."""
+    dashboard_refresh: Annotated[float, Field(ge=0.2, le=60)] = 1.0
+    """Seconds between redraws of the live parts of a page (charts, chat log, status)."""
+    dashboard_history: Annotated[int, Field(ge=0, le=MAX_HISTORY_REQUEST)] = 1000
+    """Publications of each ``data:`` channel loaded when a session first subscribes to it."""
+    dashboard_chat_history: Annotated[int, Field(ge=0, le=MAX_HISTORY_REQUEST)] = 100
+    """Messages of a chat room (and notifications) loaded when a session joins it."""
+    dashboard_discover_interval: Annotated[float, Field(ge=0.5)] = 5.0
+    """Seconds between looks at ``/api/channels`` for new ``data:`` and ``notify:`` channels."""
+    dashboard_send_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Seconds a chat send waits for the gateway's ack before it is reported as failed."""
+
+    @field_validator("dashboard_rooms", mode="before")
+    @classmethod
+    def _split_rooms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dashboard_rooms")
+    @classmethod
+    def _check_rooms(cls, rooms: list[str]) -> list[str]:
+        for room in rooms:
+            if Channel.parse(room).namespace is not Namespace.CHAT:
+                raise ValueError(f"{room!r} is not a chat: channel")
+        return rooms
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"expected http(s)://host[:port], got {url!r}")
+        return url.rstrip("/")
+
+    @property
+    def ws_url(self) -> str:
+        """``/ws`` on the gateway, with ``ws`` for ``http`` and ``wss`` for ``https``."""
+        parts = urlsplit(self.gateway_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+    @property
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+
+@lru_cache
+def get_settings() -> DashboardSettings:
+    return DashboardSettings()
