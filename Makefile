@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean browser
 
-run: $(VENV)/.runtime  ## Gateway + simulator (and the dashboard once it lands) on the embedded defaults (Procfile, honcho)
+run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
-test: $(VENV)/.dev  ## Lint, type-check and run the whole test suite
+test: $(VENV)/.dev browser  ## Lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -18,6 +18,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data

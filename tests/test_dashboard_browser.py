@@ -1,0 +1,94 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``, driven by Playwright with
+``executable_path``; Playwright never downloads a browser here) against ``streamlit run``, a real gateway
+and the simulator."""
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.servers import AppProcess, GatewayProcess, dashboard_process
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def simulator(gateway: GatewayProcess, tmp_path: Path) -> Iterator[AppProcess]:
+    args = ["-m", "simulator", "--gateway", gateway.http_url, "--rate", "20", "--seed", "7"]
+    process = AppProcess(args, tmp_path, name="simulator").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def dashboard(gateway: GatewayProcess, simulator: AppProcess, tmp_path: Path) -> Iterator[AppProcess]:
+    process = dashboard_process(tmp_path, gateway.http_url, {"PULSE_DASHBOARD_REFRESH": "0.5"})
+    process.start(ready_path="/_stcore/health")
+    yield process
+    process.stop()
+
+
+POINTS_JS = """() => {
+    // Points in the first chart's traces, as plotly itself holds them (typed arrays, decoded).
+    const plot = document.querySelector('.js-plotly-plot');
+    if (!plot || !plot._fullData) return 0;
+    return plot._fullData.reduce((total, trace) => total + (trace.x ? trace.x.length : 0), 0);
+}"""
+
+
+def chart_points(page: Page) -> int:
+    count: int = page.evaluate(POINTS_JS)
+    return count
+
+
+def test_live_chart_grows_and_chat_round_trips(
+    browser: Browser, dashboard: AppProcess, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(dashboard.url)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_function(f"({POINTS_JS})() > 0", timeout=30_000)
+    first = chart_points(page)
+    page.wait_for_function(f"({POINTS_JS})() > {first}", timeout=30_000)
+    assert chart_points(page) > first
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace path.js-line", timeout=15_000)
+    assert page.get_by_text("Connected").first.is_visible()
+    # Paused, the figure stops changing: what the screenshot shows is what a user can zoom into.
+    page.get_by_text("Pause", exact=True).click()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+
+    page.get_by_role("link", name="Chat").click()
+    prompt = page.get_by_test_id("stChatInputTextArea")
+    prompt.wait_for(timeout=15_000)
+    hostile = "hello from chromium <img src=x onerror=window.pwned=1>"
+    prompt.fill(hostile)
+    prompt.press("Enter")
+    page.get_by_text(hostile, exact=True).wait_for(timeout=15_000)
+    assert page.evaluate("() => window.pwned === undefined"), "chat text must never run as HTML"
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    assert (tmp_path / "chat.png").stat().st_size > 0
