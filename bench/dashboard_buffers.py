@@ -19,8 +19,6 @@ reported in the table, never turned into a failing exit status.
 """
 
 import argparse
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -32,7 +30,7 @@ from functools import partial
 
 import numpy as np
 
-from dashboard.arrays import FloatArray
+from bench.report import Row, machine, random_walk, table
 from dashboard.downsample import downsample
 from dashboard.session_buffer import SessionBuffer
 from dashboard.stats import series_stats
@@ -79,16 +77,6 @@ QUICK = Config(
     downsample_sizes=(10_000, 100_000, 1_000_000),
     downsample_budget=2_000_000,
 )
-
-
-@dataclass(frozen=True)
-class Row:
-    case: str
-    size: str
-    median: str
-    best: str
-    target: str
-    notes: str
 
 
 def append_case(config: Config, series: int, reader: bool) -> Row:
@@ -177,14 +165,6 @@ def append_case(config: Config, series: int, reader: bool) -> Row:
     )
 
 
-def random_walk(count: int) -> tuple[FloatArray, FloatArray]:
-    rng = np.random.default_rng(count)
-    ts = 1_700_000_000.0 + np.arange(count, dtype=np.float64) * 0.1
-    values = rng.standard_normal(count)
-    np.cumsum(values, out=values)
-    return ts, values
-
-
 def downsample_case(config: Config, count: int) -> Row:
     """Time to reduce ``count`` points to DOWNSAMPLE_TO."""
     ts, values = random_walk(count)
@@ -211,20 +191,6 @@ def downsample_case(config: Config, count: int) -> Row:
         best=f"{best * 1000:.2f} ms",
         target=target,
         notes=f"{runs} runs; {kept:,} points kept",
-    )
-
-
-def table(rows: Sequence[Row]) -> str:
-    header = ("Case", "Input", "Median", "Best", "Target", "Notes")
-    lines = ["| " + " | ".join(header) + " |", "|---|---|--:|--:|---|---|"]
-    lines += [f"| {r.case} | {r.size} | {r.median} | {r.best} | {r.target} | {r.notes} |" for r in rows]
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    return (
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"numpy {np.__version__}, {platform.system()} {platform.machine()}"
     )
 
 

@@ -15,18 +15,23 @@ QUICK_ROWS = [
 ]
 
 
-def test_quick_dashboard_buffers_benchmark_prints_its_table() -> None:
-    """`python -m bench.dashboard_buffers --quick` exits 0 and prints machine, command and every table row."""
+def run_quick(module: str, timeout: float) -> str:
+    """Run ``python -m <module> --quick``; its stdout, once it exited 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.dashboard_buffers", "--quick"],
+        [sys.executable, "-m", module, "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_quick_dashboard_buffers_benchmark_prints_its_table() -> None:
+    """`python -m bench.dashboard_buffers --quick` exits 0 and prints machine, command and every table row."""
+    out = run_quick("bench.dashboard_buffers", timeout=60)
     assert f"{os.cpu_count()} CPUs, Python {platform.python_version()}" in out
     assert f"`{sys.executable} -m bench.dashboard_buffers --quick`" in out
     assert "| Case | Input | Median | Best | Target | Notes |" in out
@@ -41,3 +46,19 @@ def test_quick_dashboard_buffers_benchmark_prints_its_table() -> None:
     for case in QUICK_ROWS:
         median, best = rows[case][2:4]
         assert re.fullmatch(r"[\d,.]+ (points/s|ms)", median) and re.fullmatch(r"[\d,.]+ (points/s|ms)", best)
+
+
+RENDER_ROWS = [
+    *(f"redraw, {n} points/series buffered" for n in ("1,000", "10,000", "100,000")),
+    "ingest, parse + store (in process)",
+    "ingest, end to end (gateway -> consumer thread)",
+]
+
+
+def test_quick_dashboard_render_benchmark_prints_its_table() -> None:
+    """`python -m bench.dashboard_render --quick` runs a real gateway and consumer and prints every row."""
+    out = run_quick("bench.dashboard_render", timeout=120)
+    assert f"`{sys.executable} -m bench.dashboard_render --quick`" in out
+    cases = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert cases == ["Case", *RENDER_ROWS]
+    assert "2,000 points/trace" in out and "duplicates 0" in out

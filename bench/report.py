@@ -1,0 +1,42 @@
+"""What every benchmark prints: a markdown table of rows, the machine it ran on, and test inputs."""
+
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dashboard.arrays import FloatArray
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    size: str
+    median: str
+    best: str
+    target: str
+    notes: str
+
+
+def table(rows: Sequence[Row]) -> str:
+    header = ("Case", "Input", "Median", "Best", "Target", "Notes")
+    lines = ["| " + " | ".join(header) + " |", "|---|---|--:|--:|---|---|"]
+    lines += [f"| {r.case} | {r.size} | {r.median} | {r.best} | {r.target} | {r.notes} |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"numpy {np.__version__}, {platform.system()} {platform.machine()}"
+    )
+
+
+def random_walk(count: int) -> tuple[FloatArray, FloatArray]:
+    rng = np.random.default_rng(count)
+    ts = 1_700_000_000.0 + np.arange(count, dtype=np.float64) * 0.1
+    values = rng.standard_normal(count)
+    np.cumsum(values, out=values)
+    return ts, values
