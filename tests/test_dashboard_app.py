@@ -206,3 +206,20 @@ def test_channels_page_shows_the_gateway(dashboard_env: GatewayProcess) -> None:
     assert metrics["Gateway"] == "ok" and metrics["Broker"] == "memory (up)"
     table = at.dataframe[0].value
     assert "data:cpu" in list(table["channel"])
+
+
+def test_a_gateway_restart_shows_the_gap_and_the_reloaded_points(dashboard_env: GatewayProcess) -> None:
+    publish(dashboard_env, "data:cpu", [{"values": {"user": float(i)}} for i in range(10)])
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:cpu").retained("user") == 10, what="history")
+    at.run()
+    assert not [w for w in at.warning if w.value.startswith("Gap")]
+
+    dashboard_env.restart()  # data: channels live in memory: a new epoch, the old offsets mean nothing
+    publish(dashboard_env, "data:cpu", [{"values": {"user": 100.0 + i}} for i in range(5)])
+    eventually(lambda: buffer.channel("data:cpu").retained("user") == 15, timeout=20, what="reloaded")
+    at.run()
+    gaps = [w.value for w in at.warning if w.value.startswith("Gap")]
+    assert len(gaps) == 1 and "history reloaded" in gaps[0]
+    assert chart_points(at) == {"user": 15}
