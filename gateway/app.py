@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway import api_http, ws_session
+from gateway import api_http, classic, web, ws_session
 from gateway.broker import make_broker
 from gateway.hub import Hub
 from gateway.logs import configure_logging
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_http.router)
     app.include_router(ws_session.router)
+    app.include_router(classic.router)
+    web.mount(app)
     return app
 
 

@@ -21,6 +21,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from gateway.auth import OPEN, AuthError, Grant, bearer_token, origin_allowed, verify_token
 from gateway.broker import PublishError
 from gateway.deps import GatewayDep
+from gateway.dialects import NATIVE, Dialect
 from gateway.hub import Connection
 from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
@@ -48,7 +49,6 @@ from shared.messages import (
     UnsubscribeOp,
     Welcome,
     encode,
-    parse_client_op,
 )
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,17 @@ class UnauthorizedError(Exception):
 
 class Session:
     def __init__(
-        self, websocket: WebSocket, gateway: Gateway, *, name: str | None, grant: Grant | None
+        self,
+        websocket: WebSocket,
+        gateway: Gateway,
+        *,
+        name: str | None,
+        grant: Grant | None,
+        dialect: Dialect = NATIVE,
     ) -> None:
         self._ws = websocket
         self._gateway = gateway
+        self._dialect = dialect
         self._settings = gateway.settings
         self._metrics = gateway.metrics
         self.client_id = secrets.token_hex(8)
@@ -87,7 +94,9 @@ class Session:
         self._grant: Grant | None = grant if auth_on else OPEN
         identity = grant.subject if grant is not None and grant.subject else name or self.client_id
         outbox = Outbox(
-            self._settings.client_queue_bytes, batch=self._settings.batch_frames, on_overflow=self._overflowed
+            self._settings.client_queue_bytes,
+            batch=self._settings.batch_frames and dialect.native,
+            on_overflow=self._overflowed,
         )
         self._connection = Connection(self.client_id, identity, outbox)
         self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)
@@ -106,22 +115,26 @@ class Session:
         hub.add(self._connection)
         self._metrics.connections_total += 1
         self._metrics.connections_open += 1
-        self.outbox.put(
-            encode(
-                Welcome(
-                    client_id=self.client_id,
-                    protocol=PROTOCOL_VERSION,
-                    name=self._connection.name,
-                    auth_required=self._grant is None,
+        if self._dialect.native:
+            self.outbox.put(
+                encode(
+                    Welcome(
+                        client_id=self.client_id,
+                        protocol=PROTOCOL_VERSION,
+                        name=self._connection.name,
+                        auth_required=self._grant is None,
+                    )
                 )
             )
-        )
         if self._grant is None:
             self._later(self._settings.auth_timeout, CloseCode.UNAUTHORIZED, "authentication timeout")
         else:
             self._expire_with(self._grant)
-        sender = asyncio.create_task(self.outbox.run(self._ws.send_text), name=f"send-{self.client_id}")
+        sender = asyncio.create_task(self.outbox.run(self._send), name=f"send-{self.client_id}")
         reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
+        follower = asyncio.create_task(
+            self._dialect.follow(self._gateway, self.apply), name=f"follow-{self.client_id}"
+        )
         try:
             waiting: set[asyncio.Future[Any]] = {sender, reader, self._close_request}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -130,7 +143,7 @@ class Session:
             if request is not None:
                 await self._close(sender, request)
         finally:
-            for task in (reader, sender):
+            for task in (follower, reader, sender):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
@@ -171,6 +184,11 @@ class Session:
                 await asyncio.wait_for(sender, DRAIN_SECONDS)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._ws.close(code, reason), CLOSE_SECONDS)
+
+    async def _send(self, frame: str) -> None:
+        text = self._dialect.render(frame)
+        if text is not None:
+            await self._ws.send_text(text)
 
     def request_close(self, code: int, reason: str) -> None:
         if not self._close_request.done():
@@ -215,11 +233,20 @@ class Session:
                 )
                 continue
             try:
-                await self._dispatch(parse_client_op(text))
+                await self._dispatch(self._dialect.parse(text))
             except ProtocolError as exc:
                 self._error(exc.ref, exc.code, exc.detail)
             except UnauthorizedError as exc:
                 return CloseCode.UNAUTHORIZED, str(exc)
+
+    async def apply(self, op: ClientOp) -> None:
+        """Run ``op`` on the client's behalf (a dialect's subscriptions); errors reach the client."""
+        try:
+            await self._dispatch(op)
+        except ProtocolError as exc:
+            self._error(exc.ref, exc.code, exc.detail)
+        except UnauthorizedError as exc:
+            self.request_close(CloseCode.UNAUTHORIZED, str(exc))
 
     def _error(self, ref: RequestId | None, code: ErrorCode, detail: str) -> None:
         self._metrics.client_errors += 1
@@ -307,15 +334,18 @@ class Session:
         self.outbox.put(encode(Ack(ref=op.id)))
 
 
-@router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket, gateway: GatewayDep) -> None:
+async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dialect: Dialect) -> None:
+    """Admit a WebSocket (origin, name, header token) and run its session; used by every endpoint.
+
+    Refusals before accept are HTTP statuses (403 origin, 400 name); a bad token is accepted and closed
+    with 4401, because browsers and most clients cannot read a handshake status.
+    """
     settings = gateway.settings
     if not origin_allowed(
         websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
     ):
         await websocket.send_denial_response(PlainTextResponse("origin not allowed", status_code=403))
         return
-    name = websocket.query_params.get("name")
     if name is not None and not is_valid_name(name):
         await websocket.send_denial_response(
             PlainTextResponse("name must match [A-Za-z0-9_.-]{1,64}", status_code=400)
@@ -329,9 +359,15 @@ async def websocket_endpoint(websocket: WebSocket, gateway: GatewayDep) -> None:
             grant = verify_token(token, settings.secret.get_secret_value())
         except AuthError as exc:
             rejected = str(exc)
+    elif settings.auth_enabled and not dialect.native:
+        rejected = "send the token in an Authorization: Bearer header"  # no `auth` op in a classic format
     await websocket.accept()
     if rejected:
-        # Accept, then close: browsers and most clients cannot read an HTTP status, but they do see 4401.
         await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
         return
-    await Session(websocket, gateway, name=name, grant=grant).run()
+    await Session(websocket, gateway, name=name, grant=grant, dialect=dialect).run()
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket, gateway: GatewayDep) -> None:
+    await serve(websocket, gateway, name=websocket.query_params.get("name"), dialect=NATIVE)

@@ -1,0 +1,195 @@
+"""The classic WebSocket endpoints of the common tutorials, done over the same session, hub and limits.
+
+- ``/ws/echo``: echoes each frame back (text as text, bytes as bytes; JSON is text, so it comes back as
+  the same JSON). Size and rate limits apply; nothing else is involved.
+- ``/ws/chat/{room}?client_id=...``: plain-text chat in ``chat:<room>``. Each text frame (or
+  ``{"message": ...}``) is published; every message arrives as ``{"client_id", "message", "timestamp"}``,
+  and joins and leaves as the same shape with ``"system": true``.
+- ``/ws/notifications``: every ``notify:`` channel (``?channel=notify:x`` to pick), as
+  ``{"channel", "level", "title", "body", "timestamp"}``.
+
+They are dialects (``gateway/dialects.py``) of the one session: the hub fans out to them like to any
+``/ws`` client. With auth on they need an ``Authorization: Bearer`` header (they have no ``auth`` op).
+"""
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from pydantic_core import from_json
+from starlette.responses import PlainTextResponse
+
+from gateway.auth import origin_allowed
+from gateway.deps import GatewayDep
+from gateway.dialects import Apply, Dialect
+from gateway.ratelimit import TokenBucket
+from gateway.state import Gateway
+from gateway.ws_session import close_reason, serve
+from shared.channels import Channel, ChannelError, Namespace
+from shared.codes import CloseCode, ErrorCode
+from shared.messages import ClientOp, ProtocolError, PublishOp, StreamPosition, SubscribeOp
+
+router = APIRouter()
+
+DISCOVER_SECONDS = 2.0
+"""How often ``/ws/notifications`` looks for new ``notify:`` channels to follow."""
+
+
+def _message(frame: str) -> dict[str, Any] | None:
+    # Outgoing frames are the gateway's own JSON: one message each (classic dialects do not pack).
+    parsed = json.loads(frame)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _error(message: dict[str, Any]) -> str:
+    return json.dumps({"error": message.get("code"), "detail": message.get("detail")})
+
+
+class ChatDialect(Dialect):
+    native = False
+
+    def __init__(self, room: Channel) -> None:
+        self.room = str(room)
+
+    def parse(self, text: str) -> ClientOp:
+        message: object = text
+        if text.lstrip().startswith("{"):
+            try:
+                parsed = from_json(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                message = parsed.get("message")
+        if not isinstance(message, str):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, 'send plain text or {"message": "..."}')
+        return PublishOp(op="publish", channel=self.room, data={"text": message})
+
+    def render(self, frame: str) -> str | None:
+        message = _message(frame)
+        if message is None:
+            return None
+        kind = message.get("type")
+        if kind == "pub" and message.get("channel") == self.room:
+            data = message["data"]
+            said = {"client_id": data["sender"], "message": data["text"], "timestamp": message["ts"]}
+            return json.dumps(said)
+        if kind in ("join", "leave") and message.get("channel") == self.room:
+            name = message["name"]
+            verb = "joined" if kind == "join" else "left"
+            text = f"{name} {verb} the chat"
+            return json.dumps({"client_id": name, "message": text, "timestamp": time.time(), "system": True})
+        if kind == "error":
+            return _error(message)
+        return None
+
+    async def follow(self, gateway: Gateway, apply: Apply) -> None:
+        await apply(SubscribeOp(op="subscribe", channel=self.room))
+
+
+class NotificationsDialect(Dialect):
+    native = False
+
+    def __init__(self, channels: list[str]) -> None:
+        self.chosen = channels
+        """The channels asked for; empty: every ``notify:`` channel, as they appear."""
+
+    def parse(self, text: str) -> ClientOp:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "this endpoint only sends; nothing to receive")
+
+    def render(self, frame: str) -> str | None:
+        message = _message(frame)
+        if message is None:
+            return None
+        if message.get("type") == "pub":
+            data = message["data"]
+            return json.dumps(
+                {
+                    "channel": message["channel"],
+                    "level": data["level"],
+                    "title": data["title"],
+                    "body": data.get("body", ""),
+                    "timestamp": message["ts"],
+                }
+            )
+        if message.get("type") == "error":
+            return _error(message)
+        return None
+
+    async def follow(self, gateway: Gateway, apply: Apply) -> None:
+        if self.chosen:
+            for channel in self.chosen:
+                await apply(SubscribeOp(op="subscribe", channel=channel))
+            return
+        following: set[str] = set()
+        first = True
+        while True:
+            for stats in await gateway.broker.channels():
+                name = stats.name
+                if name in following or not name.startswith(f"{Namespace.NOTIFY}:"):
+                    continue
+                following.add(name)
+                # A channel that appeared after the client connected: what it published since then
+                # (from offset 0 of its epoch) is news to the client, so it is replayed.
+                since = None if first else StreamPosition(offset=0, epoch=stats.position.epoch)
+                await apply(SubscribeOp(op="subscribe", channel=name, since=since))
+            first = False
+            await asyncio.sleep(DISCOVER_SECONDS)
+
+
+async def _deny(websocket: WebSocket, status: int, text: str) -> None:
+    await websocket.send_denial_response(PlainTextResponse(text, status_code=status))
+
+
+@router.websocket("/ws/chat/{room}")
+async def classic_chat(websocket: WebSocket, room: str, gateway: GatewayDep) -> None:
+    try:
+        channel = Channel.parse(f"{Namespace.CHAT}:{room}")
+    except ChannelError as exc:
+        await _deny(websocket, 400, str(exc))
+        return
+    name = websocket.query_params.get("client_id")
+    await serve(websocket, gateway, name=name, dialect=ChatDialect(channel))
+
+
+@router.websocket("/ws/notifications")
+async def classic_notifications(websocket: WebSocket, gateway: GatewayDep) -> None:
+    chosen = websocket.query_params.getlist("channel")
+    for name in chosen:
+        try:
+            if Channel.parse(name).namespace is not Namespace.NOTIFY:
+                raise ChannelError(f"{name} is not a notify: channel")
+        except ChannelError as exc:
+            await _deny(websocket, 400, str(exc))
+            return
+    await serve(websocket, gateway, name=None, dialect=NotificationsDialect(chosen))
+
+
+@router.websocket("/ws/echo")
+async def echo(websocket: WebSocket, gateway: GatewayDep) -> None:
+    settings = gateway.settings
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
+    ):
+        await _deny(websocket, 403, "origin not allowed")
+        return
+    await websocket.accept()
+    bucket = TokenBucket(settings.client_rate, settings.client_burst)
+    limit = settings.max_message_bytes
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text, data = message.get("text"), message.get("bytes")
+        size = len(text.encode()) if text is not None else len(data or b"")
+        if size > limit:
+            await websocket.close(CloseCode.MESSAGE_TOO_BIG, close_reason(f"message over {limit} bytes"))
+            return
+        if not bucket.take():
+            await websocket.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            return
+        if text is not None:
+            await websocket.send_text(text)
+        else:
+            await websocket.send_bytes(data or b"")
