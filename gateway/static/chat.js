@@ -6,7 +6,7 @@
   const HISTORY = 50;
   const MAX_LOG = 500;
   const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 4001]);
-  const NOTIFY_REFRESH_MS = 10000;
+  const NOTIFY_REFRESH_MS = 5000;
   const BANNER_MS = 10000;
 
   const $ = (id) => document.getElementById(id);
@@ -22,6 +22,7 @@
     positions: new Map(), // channel -> {offset, epoch}: the last publication seen, for resume
     resumed: new Map(),   // channel -> position sent as `since` on this connection
     followed: new Set(),  // notify: channels subscribed on this connection
+    listed: false,        // whether this connection has read the channel list once
     nextId: 1, sending: new Map(), // op id -> text, until its ack or error
     presence: new Map(),  // client_id -> name in the current room
     directTo: null,       // {clientId, name} when the next message is a direct one
@@ -76,6 +77,7 @@
     setComposer(false);
     clearInterval(state.notifyTimer);
     state.followed.clear();
+    state.listed = false;
     state.resumed.clear();
     for (const text of state.sending.values()) systemLine(`Not sent (connection lost): ${text}`);
     state.sending.clear();
@@ -143,12 +145,18 @@
       if (!response.ok) return;
       listing = await response.json();
     } catch { return; }
-    for (const { name } of listing.channels) {
-      if (name.startsWith("notify:") && !state.followed.has(name)) {
-        state.followed.add(name);
+    for (const { name, epoch } of listing.channels) {
+      if (!name.startsWith("notify:") || state.followed.has(name)) continue;
+      state.followed.add(name);
+      if (state.listed && !state.positions.has(name)) {
+        // A channel that appeared since the page connected: all it published is news, from offset 0.
+        state.resumed.set(name, { offset: 0, epoch });
+        send({ op: "subscribe", channel: name, since: { offset: 0, epoch } });
+      } else {
         subscribe(name, 0);
       }
     }
+    state.listed = true;
   }
 
   function authHeaders() {
