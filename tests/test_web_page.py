@@ -2,6 +2,7 @@
 leave notices, direct messages, banners, untrusted text, auth with a token, a foreign origin refused,
 and a resume after the gateway restarts. Screenshots go to each test's temp dir."""
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,3 +210,31 @@ def test_the_page_reconnects_and_resumes_without_duplicates(
     page.wait_for_timeout(500)
     assert log_texts(page) == ["before the restart", "while away", "after the restart"]
     page.screenshot(path=str(tmp_path / "resumed.png"))
+
+
+AT_BOTTOM_JS = """() => {
+    const log = document.getElementById("log");
+    return log.scrollTop + log.clientHeight >= log.scrollHeight - 5;
+}"""
+
+
+def test_auto_scroll_follows_new_messages_until_the_reader_scrolls_up(
+    browser: Browser, pages: list[Page], gateway: GatewayProcess
+) -> None:
+    page = open_chat(browser, pages, gateway.http_url, "name=sam")
+    url = f"{gateway.http_url}/api/publish/chat:lobby"
+    httpx.post(url, json=[{"text": f"line {i}"} for i in range(40)], timeout=5).raise_for_status()
+    expect(page.locator("#log li.other")).to_have_count(40)
+    overflow = "() => { const l = document.getElementById('log'); return l.scrollHeight - l.clientHeight; }"
+    assert page.evaluate(overflow) > 500, "the log must overflow for this test to mean anything"
+    page.wait_for_function(AT_BOTTOM_JS)  # it followed the newest line
+
+    page.evaluate("() => { document.getElementById('log').scrollTop = 0; }")
+    httpx.post(url, json={"text": "while reading old lines"}, timeout=5).raise_for_status()
+    expect(page.locator("#log li.other").last).to_have_text(re.compile("while reading old lines"))
+    assert page.evaluate("() => document.getElementById('log').scrollTop") == 0, "kept the reader's place"
+
+    page.evaluate("() => { const l = document.getElementById('log'); l.scrollTop = l.scrollHeight; }")
+    httpx.post(url, json={"text": "back at the bottom"}, timeout=5).raise_for_status()
+    expect(page.locator("#log li.other").last).to_have_text(re.compile("back at the bottom"))
+    page.wait_for_function(AT_BOTTOM_JS)
