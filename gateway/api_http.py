@@ -187,6 +187,11 @@ async def channel_history(
     )
 
 
+async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A read the broker could not serve (Redis down): 503, the client may retry."""
+    return JSONResponse({"detail": f"the broker is unavailable: {exc}"}, status_code=503)
+
+
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(gateway: GatewayDep) -> Response:
     """200 when the broker works, 503 (degraded) when it does not."""

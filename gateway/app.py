@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import api_http, classic, web, ws_session
-from gateway.broker import make_broker
+from gateway.broker import PublishError, make_broker
 from gateway.hub import Hub
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api_http.router)
+    app.add_exception_handler(PublishError, api_http.broker_unavailable)
     app.include_router(ws_session.router)
     app.include_router(classic.router)
     web.mount(app)

@@ -11,11 +11,12 @@ consumer at once, and it would come back with the same ``since`` forever. A resu
 answers ``recovered: false`` (the client pages history over HTTP); ``history: K`` gets the newest that fit.
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gateway.broker import Broker, Publication
+from gateway.broker import Broker, Publication, PublishError
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from shared.channels import Channel, Namespace
@@ -43,6 +44,8 @@ class Connection:
     name: str
     outbox: Outbox
     channels: set[str] = field(default_factory=set)
+    kick: Callable[[int, str], None] = field(default=lambda code, reason: None, repr=False)
+    """Closes the connection with a code and reason (the session's ``request_close``)."""
 
     @property
     def presence(self) -> PresenceEntry:
@@ -59,6 +62,9 @@ class Hub:
         self._local: dict[str, int] = {}
         """Local subscriptions per channel, live or pending: the broker hears of the first and last."""
         self._clients: dict[str, Connection] = {}
+        self._listening: dict[str, asyncio.Future[None]] = {}
+        """Channels whose first local subscriber is waiting for the broker to start listening: later
+        subscribers wait for the same future, so none reads history before the broker listens."""
 
     # --- BrokerHandler -------------------------------------------------------------------------
 
@@ -88,10 +94,18 @@ class Hub:
         connection.outbox.put(frame)
         return True
 
+    def on_gap(self, channel: str) -> None:
+        # The broker lost publications of this channel: a subscriber kept live would never notice. It
+        # reconnects (1013 is a reconnect code), resumes with `since`, and gets `recovered: false`.
+        for connection in list(self._clients.values()):
+            if channel in connection.channels:
+                connection.kick(1013, f"{channel}: publications lost in the broker; resubscribe")
+
     # --- connections ---------------------------------------------------------------------------
 
-    def add(self, connection: Connection) -> None:
+    async def add(self, connection: Connection) -> None:
         self._clients[connection.client_id] = connection
+        await self._broker.client_added(connection.client_id)
 
     async def remove(self, connection: Connection) -> None:
         """Forget a closed connection: drop its subscriptions and presence, tell chat rooms it left.
@@ -100,6 +114,7 @@ class Hub:
         """
         if self._clients.get(connection.client_id) is connection:
             del self._clients[connection.client_id]
+            await self._broker.client_removed(connection.client_id)
         for channel in list(connection.channels):
             await self._leave(connection, Channel.parse(channel))
 
@@ -139,6 +154,9 @@ class Hub:
                 result = await self._broker.history(channel, since=since)
             else:
                 result = await self._broker.history(channel, limit=history or 0)
+        except PublishError as exc:
+            await self._drop(connection, channel)
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"cannot subscribe now: {exc}", ref) from None
         except BaseException:
             await self._drop(connection, channel)
             raise
@@ -217,7 +235,22 @@ class Hub:
         else:
             self._local.pop(name, None)
         if delta > 0 and count == 1:
-            await self._broker.subscribe(channel)
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._listening[name] = started
+            try:
+                await self._broker.subscribe(channel)
+                started.set_result(None)
+            except BaseException as exc:
+                started.set_exception(exc)
+                started.exception()  # retrieved here: the waiters below re-raise it
+                raise
+            finally:
+                if self._listening.get(name) is started:
+                    del self._listening[name]
+        elif delta > 0:
+            waiting = self._listening.get(name)
+            if waiting is not None:
+                await asyncio.shield(waiting)
         elif delta < 0 and count == 0:
             await self._broker.unsubscribe(channel)
 

@@ -112,7 +112,8 @@ class Session:
 
     async def run(self) -> None:
         hub = self._gateway.hub
-        hub.add(self._connection)
+        self._connection.kick = self.request_close
+        await hub.add(self._connection)
         self._metrics.connections_total += 1
         self._metrics.connections_open += 1
         if self._dialect.native:
@@ -233,18 +234,22 @@ class Session:
                 )
                 continue
             try:
-                await self._dispatch(self._dialect.parse(text))
+                op = self._dialect.parse(text)
             except ProtocolError as exc:
                 self._error(exc.ref, exc.code, exc.detail)
-            except UnauthorizedError as exc:
-                return CloseCode.UNAUTHORIZED, str(exc)
+                continue
+            await self.apply(op)
+            if self._close_request.done():
+                return self._close_request.result()
 
     async def apply(self, op: ClientOp) -> None:
-        """Run ``op`` on the client's behalf (a dialect's subscriptions); errors reach the client."""
+        """Run ``op`` (from the client, or a dialect on its behalf); errors reach the client as frames."""
         try:
             await self._dispatch(op)
         except ProtocolError as exc:
             self._error(exc.ref, exc.code, exc.detail)
+        except PublishError as exc:
+            self._error(op.id, ErrorCode.UNAVAILABLE, f"the broker is unavailable: {exc}")
         except UnauthorizedError as exc:
             self.request_close(CloseCode.UNAUTHORIZED, str(exc))
 

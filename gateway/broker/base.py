@@ -53,6 +53,15 @@ class HistoryResult:
     """For a ``since`` read: every publication after it is included (same epoch, still retained)."""
 
 
+def missed_since(since: StreamPosition, position: StreamPosition, retained: int) -> int | None:
+    """How many publications a resume from ``since`` must replay to reach ``position``; None when it
+    cannot be recovered (another epoch, an offset past the latest, or more missed than ``retained``)."""
+    if since.epoch != position.epoch or since.offset > position.offset:
+        return None
+    missed = position.offset - since.offset
+    return None if missed > retained else missed
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelStats:
     name: str
@@ -71,9 +80,13 @@ class BrokerHandler(Protocol):
     def on_direct(self, client_id: str, frame: str) -> bool:
         """Deliver to one connection; False when no such connection is here."""
 
+    def on_gap(self, channel: str) -> None:
+        """Publications of ``channel`` were lost before they reached this process (a shared backend
+        lost data): its local subscribers must resubscribe to learn it (``recovered: false``)."""
+
 
 class PublishError(Exception):
-    """The broker could not take the publication (storage or backend failure); nothing was published."""
+    """The broker could not do it (storage or backend failure): nothing was published, nothing read."""
 
 
 class Broker(ABC):
@@ -107,6 +120,12 @@ class Broker(ABC):
 
     async def unsubscribe(self, channel: Channel) -> None:  # noqa: B027 (optional hook)
         """This process's last local subscriber of ``channel`` left."""
+
+    async def client_added(self, client_id: str) -> None:  # noqa: B027 (optional hook)
+        """A connection opened here (a shared backend records where, for direct messages)."""
+
+    async def client_removed(self, client_id: str) -> None:  # noqa: B027 (optional hook)
+        """A connection here closed."""
 
     @abstractmethod
     async def publish_event(self, channel: Channel, frame: str) -> None: ...

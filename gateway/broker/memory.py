@@ -25,6 +25,7 @@ from gateway.broker.base import (
     HistoryResult,
     Publication,
     PublishError,
+    missed_since,
 )
 from gateway.store import DurableStore, StoreError
 from shared.api import BrokerHealth
@@ -192,13 +193,11 @@ class MemoryBroker(Broker):
             count = len(retained) if limit is None else min(limit, len(retained))
             recent = list(retained)[len(retained) - count :] if count else []
             return HistoryResult(recent, position, recovered=True)
-        if since.epoch != stream.epoch or since.offset > stream.top:
+        missed = missed_since(since, position, len(retained))
+        if missed is None:
             return HistoryResult([], position, recovered=False)
-        missed = stream.top - since.offset
         if missed == 0:
             return HistoryResult([], position, recovered=True)
-        if missed > len(retained):
-            return HistoryResult([], position, recovered=False)
         replay = list(retained)[len(retained) - missed :]
         if limit is not None:
             replay = replay[:limit]

@@ -1,0 +1,482 @@
+"""The Redis broker: several gateway processes, one set of channels (``PULSE_BROKER_URL=redis://...``).
+
+History lives in one Redis Stream per channel and live fan-out goes through Redis pub/sub, the model of
+Centrifugo's Redis engine. A Lua script (``redis_publish.lua``) does each publish atomically: the next
+offsets, the stream append trimmed to ``PULSE_HISTORY_SIZE``, the epoch, the pub/sub message; so
+offsets are contiguous and ordered across processes. Keys carry the channel as a ``{hash tag}``.
+
+Each process listens in Redis only to channels with local subscribers and hands what it hears to the
+hub, as the memory broker does. It remembers the last offset it delivered per channel; whenever the
+next message is not the next offset (a pub/sub message lost, or the connection to Redis dropped and
+came back) it reads the missing ones from the stream, so subscribers see no gap. When the stream no
+longer has them (trimmed, or Redis lost its data and the epoch changed), the hub closes the channel's
+local subscribers with 1013: they reconnect, resume with ``since`` and get an explicit
+``recovered: false``. The listener never dies silently: on any Redis error it logs, marks the broker
+degraded (``/healthz`` 503), reconnects with backoff, resubscribes and fills the gaps.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import to_json
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from gateway.broker.base import (
+    Broker,
+    BrokerHandler,
+    ChannelStats,
+    HistoryResult,
+    Publication,
+    PublishError,
+    missed_since,
+)
+from shared.api import BrokerHealth
+from shared.backoff import Backoff
+from shared.channels import Channel
+from shared.messages import PresenceEntry, StreamPosition
+
+log = logging.getLogger(__name__)
+
+PUBLISH_SCRIPT = (Path(__file__).with_name("redis_publish.lua")).read_text()
+ROTATE_EPOCH = """
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) end
+"""
+IDEMPOTENCY_SECONDS = 300
+HEALTH_SECONDS = 1.0
+PROCESS_TTL = 15
+"""Seconds a process's liveness key lives without a refresh: presence entries of a dead process vanish."""
+COMMAND_TIMEOUT = 2.0
+"""Seconds a Redis command may take: while Redis is down, publishes answer 503 quickly."""
+CHANNELS_KEY = "pulse:channels"
+EPOCH_KEY = "pulse:epoch"
+DIRECT_CHANNEL = "pulse:direct:{process}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _meta(channel: str) -> str:
+    return f"pulse:{{{channel}}}:meta"
+
+
+def _stream(channel: str) -> str:
+    return f"pulse:{{{channel}}}:stream"
+
+
+def _live(channel: str) -> str:
+    return f"pulse:{{{channel}}}:live"
+
+
+def _presence(channel: str) -> str:
+    return f"pulse:{{{channel}}}:presence"
+
+
+def _channel_of_live(name: str) -> str:
+    return name[len("pulse:{") : -len("}:live")]
+
+
+@dataclass
+class _Listening:
+    """A channel this process listens to, and the last publication it handed to the hub."""
+
+    offset: int
+    epoch: str
+    confirmed: asyncio.Future[None]
+
+
+class RedisBroker(Broker):
+    backend = "redis"
+
+    def __init__(self, url: str, *, history_size: int, history_ttl: float) -> None:
+        self._url = url
+        self._history_size = history_size
+        self._history_ttl = history_ttl
+        self._key_ttl = max(1, int(history_ttl))
+        self._redis: Redis = Redis.from_url(
+            url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT
+        )
+        self._publish_script = self._redis.register_script(PUBLISH_SCRIPT)
+        self._process = secrets.token_hex(6)
+        self._handler: BrokerHandler | None = None
+        self._listening: dict[str, _Listening] = {}
+        self._pubsub: PubSub | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ok = False
+        self._detail = "not started"
+        self._epoch = ""
+        self._rates: dict[str, tuple[int, float, float]] = {}
+        """Per channel: the top offset and time of the last ``channels()`` call, and the rate then."""
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, handler: BrokerHandler) -> None:
+        self._handler = handler
+        try:
+            await self._refresh_epoch()
+            self._ok, self._detail = True, ""
+        except RedisError as exc:
+            # Start anyway: the listener and the health check keep trying, /healthz says why.
+            self._fail(exc)
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="redis-listener"),
+            asyncio.create_task(self._watch_health(), name="redis-health"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(self._process_key)
+        await self._redis.aclose()
+
+    @property
+    def _process_key(self) -> str:
+        return f"pulse:process:{self._process}"
+
+    async def _refresh_epoch(self) -> None:
+        # The epoch of channels nobody has published to yet; it changes when Redis loses its data.
+        await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
+        epoch = await self._redis.get(EPOCH_KEY)
+        self._epoch = _text(epoch) if epoch else secrets.token_hex(4)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._ok:
+            log.error("redis: %s: %s", type(exc).__name__, exc)
+        self._ok, self._detail = False, f"redis: {type(exc).__name__}: {exc}"[:300]
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    async def publish(
+        self, channel: Channel, payloads: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[int]:
+        name = str(channel)
+        # Always a key in the channel's slot, even unused: the script's keys must all be declared.
+        idempotency = f"pulse:{{{name}}}:idem:{idempotency_key or ''}"
+        ts = repr(time.time())
+        args: list[Any] = [
+            self._epoch,
+            self._history_size,
+            self._key_ttl,
+            ts,
+            json.dumps(name),
+            IDEMPOTENCY_SECONDS if idempotency_key else 0,
+            _live(name),
+            len(payloads),
+            *(to_json(payload) for payload in payloads),
+        ]
+        try:
+            first, last, _epoch, _replayed = await self._publish_script(
+                keys=[_meta(name), _stream(name), idempotency], args=args
+            )
+            await self._redis.sadd(CHANNELS_KEY, name)
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+        return list(range(int(first), int(last) + 1))
+
+    async def publish_event(self, channel: Channel, frame: str) -> None:
+        try:
+            await self._redis.publish(_live(str(channel)), frame)
+        except (RedisError, OSError) as exc:
+            self._fail(exc)  # join/leave are best effort: nothing is stored for them
+
+    # --- history -------------------------------------------------------------------------------
+
+    async def _position(self, name: str) -> StreamPosition:
+        top, epoch = await self._redis.hmget(_meta(name), ["top", "epoch"])
+        if epoch is None:
+            return StreamPosition(offset=0, epoch=self._epoch)
+        return StreamPosition(offset=int(top or 0), epoch=_text(epoch))
+
+    def _publications(self, name: str, epoch: str, entries: list[Any]) -> list[Publication]:
+        oldest = time.time() - self._history_ttl
+        result = []
+        for entry_id, fields in entries:
+            ts = float(fields[b"t"])
+            if ts < oldest:
+                continue
+            offset = int(entry_id.split(b"-")[0])
+            data = json.loads(fields[b"d"])
+            result.append(Publication.create(name, offset, epoch, ts, data))
+        return result
+
+    async def history(
+        self, channel: Channel, *, since: StreamPosition | None = None, limit: int | None = None
+    ) -> HistoryResult:
+        name = str(channel)
+        try:
+            return await self._history(name, since, limit)
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+
+    async def _history(self, name: str, since: StreamPosition | None, limit: int | None) -> HistoryResult:
+        position = await self._position(name)
+        if since is None:
+            if limit == 0 or position.offset == 0:
+                return HistoryResult([], position, recovered=True)
+            count = self._history_size if limit is None else min(limit, self._history_size)
+            entries = await self._redis.xrevrange(_stream(name), count=count)
+            recent = self._publications(name, position.epoch, list(reversed(entries or [])))
+            return HistoryResult(recent, position, recovered=True)
+        missed = missed_since(since, position, self._history_size)
+        if missed is None:
+            return HistoryResult([], position, recovered=False)
+        if missed == 0:
+            return HistoryResult([], position, recovered=True)
+        first, last = f"{since.offset + 1}-0", f"{position.offset}-1"
+        entries = await self._redis.xrange(_stream(name), min=first, max=last)
+        replay = self._publications(name, position.epoch, list(entries or []))
+        if len(replay) != missed or (replay and replay[0].offset != since.offset + 1):
+            return HistoryResult([], position, recovered=False)  # trimmed or expired meanwhile
+        if limit is not None:
+            replay = replay[:limit]
+        return HistoryResult(replay, position, recovered=True)
+
+    # --- listening -----------------------------------------------------------------------------
+
+    async def subscribe(self, channel: Channel) -> None:
+        """Listen to ``channel``; return once Redis confirmed, so a history read after it misses nothing."""
+        name = str(channel)
+        listening = self._listening.get(name)
+        if listening is None:
+            try:
+                position = await self._position(name)
+            except (RedisError, OSError) as exc:
+                self._fail(exc)
+                raise PublishError(f"redis unavailable: {exc}") from exc
+            confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # The listener notices the new channel within one poll and subscribes to it.
+            listening = self._listening[name] = _Listening(position.offset, position.epoch, confirmed)
+        try:
+            await asyncio.wait_for(asyncio.shield(listening.confirmed), COMMAND_TIMEOUT * 2)
+        except TimeoutError:
+            raise PublishError("redis did not confirm the subscription in time") from None
+
+    async def unsubscribe(self, channel: Channel) -> None:
+        name = str(channel)
+        listening = self._listening.pop(name, None)
+        if listening is not None and not listening.confirmed.done():
+            listening.confirmed.cancel()
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(_live(name))
+
+    async def _listen(self) -> None:
+        """The pub/sub reader: runs for the broker's life, reconnecting after any failure."""
+        backoff = Backoff(first=0.1, cap=2.0)
+        while True:
+            try:
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever it was, the listener must not die silently: log, back off, start again.
+                self._fail(exc)
+                delay = backoff.failed(time.monotonic())
+                log.warning("redis listener lost its connection (%s); again in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.succeeded(time.monotonic())
+
+    async def _listen_once(self) -> None:
+        pubsub = self._redis.pubsub()
+        self._pubsub = pubsub
+        subscribed: set[str] = set()
+        try:
+            await pubsub.subscribe(DIRECT_CHANNEL.format(process=self._process))
+            recovering = True
+            while True:
+                wanted = {_live(name) for name in self._listening}
+                if wanted - subscribed:
+                    await pubsub.subscribe(*(wanted - subscribed))
+                    subscribed |= wanted - subscribed
+                if subscribed - wanted:
+                    subscribed &= wanted
+                if recovering:
+                    # After a (re)connect: what was published while we were not listening comes from the
+                    # streams, before anything newer from pub/sub.
+                    await self._refresh_epoch()
+                    for name in list(self._listening):
+                        await self._catch_up(name)
+                    recovering = False
+                    self._ok, self._detail = True, ""
+                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=0.05)
+                if message is not None:
+                    await self._on_message(message)
+        finally:
+            self._pubsub = None
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel_name = message["channel"].decode()
+        if kind == "subscribe":
+            if channel_name.endswith("}:live"):
+                listening = self._listening.get(_channel_of_live(channel_name))
+                if listening is not None and not listening.confirmed.done():
+                    listening.confirmed.set_result(None)
+            return
+        if kind != "message":
+            return
+        text = message["data"].decode()
+        handler = self._require_handler()
+        if channel_name.startswith("pulse:direct:"):
+            target, _, frame = text.partition(" ")
+            handler.on_direct(target, frame)
+            return
+        name = _channel_of_live(channel_name)
+        if not text.startswith('{"type":"pub"'):
+            handler.on_event(name, text)
+            return
+        envelope = json.loads(text)
+        offset, epoch, ts, data = envelope["offset"], envelope["epoch"], envelope["ts"], envelope["data"]
+        await self._deliver(name, Publication(name, offset, epoch, ts, data, text))
+
+    async def _deliver(self, name: str, publication: Publication) -> None:
+        listening = self._listening.get(name)
+        if listening is None:
+            return
+        if publication.epoch == listening.epoch:
+            if publication.offset <= listening.offset:
+                return  # already delivered (history read or catch-up)
+            if publication.offset > listening.offset + 1:
+                await self._catch_up(name)  # a pub/sub message went missing: read it from the stream
+                if publication.offset <= listening.offset:
+                    return
+        elif publication.offset != 1:
+            await self._catch_up(name)
+            return
+        listening.offset, listening.epoch = publication.offset, publication.epoch
+        self._require_handler().on_publication(publication)
+
+    async def _catch_up(self, name: str) -> None:
+        """Hand the hub what the stream has after the last delivered offset, or report a hole."""
+        listening = self._listening.get(name)
+        if listening is None:
+            return
+        since = StreamPosition(offset=listening.offset, epoch=listening.epoch)
+        position = await self._position(name)
+        if position.epoch == since.epoch and position.offset < since.offset:
+            # Redis came back with less than was delivered (its last second of writes was lost): the
+            # same offsets would be reused for other messages. A new epoch makes every resume see it.
+            await self._rotate_epoch(name, since.epoch)
+        result = await self._history(name, since, None)
+        if not result.recovered:
+            log.warning("%s: publications after %s are gone from redis; closing subscribers", name, since)
+            listening.offset, listening.epoch = result.position.offset, result.position.epoch
+            self._require_handler().on_gap(name)
+            return
+        for publication in result.publications:
+            listening.offset, listening.epoch = publication.offset, publication.epoch
+            self._require_handler().on_publication(publication)
+
+    async def _rotate_epoch(self, name: str, old: str) -> None:
+        # Compare-and-set: when several processes notice at once, the epoch changes once.
+        await self._redis.eval(ROTATE_EPOCH, 1, _meta(name), old, secrets.token_hex(4))
+
+    # --- presence, direct messages, channels, health -------------------------------------------
+
+    async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None:
+        value = json.dumps({"client_id": entry.client_id, "name": entry.name, "process": self._process})
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.hset(_presence(str(channel)), entry.client_id, value)
+
+    async def presence_remove(self, channel: Channel, client_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.hdel(_presence(str(channel)), client_id)
+
+    async def presence(self, channel: Channel) -> list[PresenceEntry]:
+        try:
+            raw = await self._redis.hgetall(_presence(str(channel)))
+            entries = [json.loads(value) for value in raw.values()]
+            alive = set()
+            for process in {entry["process"] for entry in entries}:
+                if await self._redis.exists(f"pulse:process:{process}"):
+                    alive.add(process)
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+        return [
+            PresenceEntry(client_id=entry["client_id"], name=entry["name"])
+            for entry in entries
+            if entry["process"] in alive
+        ]
+
+    async def client_added(self, client_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.set(f"pulse:client:{client_id}", self._process, ex=self._key_ttl)
+
+    async def client_removed(self, client_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(f"pulse:client:{client_id}")
+
+    async def send_direct(self, client_id: str, frame: str) -> bool:
+        if self._require_handler().on_direct(client_id, frame):
+            return True
+        try:
+            process = await self._redis.get(f"pulse:client:{client_id}")
+            if process is None:
+                return False
+            target = DIRECT_CHANNEL.format(process=_text(process))
+            return bool(await self._redis.publish(target, f"{client_id} {frame}"))
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+
+    async def channels(self) -> list[ChannelStats]:
+        try:
+            names = sorted(_text(name) for name in await self._redis.smembers(CHANNELS_KEY))
+            positions = [await self._position(name) for name in names]
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+        now = time.monotonic()
+        stats = []
+        for name, position in zip(names, positions, strict=True):
+            last_top, last_time, last_rate = self._rates.get(name, (position.offset, now, 0.0))
+            rate = (position.offset - last_top) / (now - last_time) if now > last_time else last_rate
+            self._rates[name] = (position.offset, now, rate)
+            stats.append(ChannelStats(name, position, round(max(rate, 0.0), 2)))
+        return stats
+
+    def health(self) -> BrokerHealth:
+        return BrokerHealth(ok=self._ok, backend=self.backend, detail=self._detail)
+
+    async def _watch_health(self) -> None:
+        last_beat = 0.0
+        while True:
+            try:
+                await self._redis.ping()
+                if time.monotonic() - last_beat > PROCESS_TTL / 3:
+                    await self._redis.set(self._process_key, "1", ex=PROCESS_TTL)
+                    last_beat = time.monotonic()
+                if not self._ok and self._pubsub is not None:
+                    self._ok, self._detail = True, ""
+            except (RedisError, OSError) as exc:
+                self._fail(exc)
+            await asyncio.sleep(HEALTH_SECONDS)
+
+    def _require_handler(self) -> BrokerHandler:
+        if self._handler is None:
+            raise RuntimeError("broker used before start()")
+        return self._handler

@@ -1,0 +1,45 @@
+-- One publish, atomically: the next offsets, the stream append (trimmed), the epoch, the live fan-out.
+-- Every key has the channel's {hash tag}, so the script also runs on Redis Cluster.
+--
+-- KEYS[1] meta hash (top, epoch)   KEYS[2] stream   KEYS[3] idempotency key
+-- ARGV[1] epoch for a new stream   ARGV[2] history size (exact MAXLEN)   ARGV[3] key TTL seconds
+-- ARGV[4] ts (JSON number)          ARGV[5] channel (JSON string)          ARGV[6] idempotency TTL, 0 = none
+-- ARGV[7] pub/sub channel           ARGV[8] n                              ARGV[9..8+n] payloads (JSON)
+-- Returns {first offset, last offset, epoch, replayed (1 when the idempotency key was seen before)}.
+
+local meta, stream, idem = KEYS[1], KEYS[2], KEYS[3]
+local idem_ttl = tonumber(ARGV[6])
+
+if idem_ttl > 0 then
+  local seen = redis.call('GET', idem)
+  if seen then
+    local first, last = string.match(seen, '^(%d+),(%d+)$')
+    return {tonumber(first), tonumber(last), redis.call('HGET', meta, 'epoch') or '', 1}
+  end
+end
+
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  -- A new stream (or one whose meta expired): its old entries would clash with offsets from 1.
+  redis.call('DEL', stream)
+  epoch = ARGV[1]
+  redis.call('HSET', meta, 'epoch', epoch)
+end
+
+local n = tonumber(ARGV[8])
+local last = redis.call('HINCRBY', meta, 'top', n)
+local first = last - n + 1
+local head = '{"type":"pub","channel":' .. ARGV[5] .. ',"offset":'
+local tail = ',"epoch":"' .. epoch .. '","ts":' .. ARGV[4] .. ',"data":'
+for i = 1, n do
+  local offset = first + i - 1
+  local data = ARGV[8 + i]
+  redis.call('XADD', stream, 'MAXLEN', ARGV[2], offset .. '-1', 'd', data, 't', ARGV[4])
+  redis.call('PUBLISH', ARGV[7], head .. offset .. tail .. data .. '}')
+end
+redis.call('EXPIRE', meta, ARGV[3])
+redis.call('EXPIRE', stream, ARGV[3])
+if idem_ttl > 0 then
+  redis.call('SET', idem, first .. ',' .. last, 'EX', idem_ttl)
+end
+return {first, last, epoch, 0}
