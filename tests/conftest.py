@@ -5,24 +5,40 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.redis_server import RedisServer
 from tests.servers import GatewayProcess, StartGateway
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Modules marked `both_brokers` run every gateway test once per broker backend: one suite, two runs.
+    if "broker_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_brokers"):
+        metafunc.parametrize("broker_url", ["memory", "redis"], indirect=True)
+
+
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """``PULSE_BROKER_URL`` of the gateways a test starts: memory, or a flushed private redis-server."""
+    if getattr(request, "param", "memory") == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return "memory://"
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, broker_url: str) -> Iterator[GatewayProcess]:
     """A real gateway (``python -m gateway``) on a free port with its own data dir, auth off."""
-    process = GatewayProcess(tmp_path).start()
+    process = GatewayProcess(tmp_path, env={"PULSE_BROKER_URL": broker_url}).start()
     yield process
     process.stop()
 
 
 @pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
+def start_gateway(tmp_path: Path, broker_url: str) -> Iterator[StartGateway]:
     """Start gateways with custom settings: ``start_gateway(env={...})``; all are stopped afterwards."""
     started: list[GatewayProcess] = []
 
     def start(env: dict[str, str] | None = None) -> GatewayProcess:
-        process = GatewayProcess(tmp_path, env=env or {}).start()
+        process = GatewayProcess(tmp_path, env={"PULSE_BROKER_URL": broker_url, **(env or {})}).start()
         started.append(process)
         return process
 
@@ -40,3 +56,17 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server for the session; tests that use it get it flushed (``redis_url``)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url

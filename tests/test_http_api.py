@@ -7,6 +7,8 @@ from gateway.auth import mint_token
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
+pytestmark = pytest.mark.both_brokers
+
 
 def test_publish_one_and_a_batch(gateway: GatewayProcess) -> None:
     """A single payload and a batch get consecutive offsets, in order."""
@@ -80,7 +82,7 @@ def test_body_over_the_limit_is_413(start_gateway: StartGateway) -> None:
     assert httpx.post(url, content=iter([big[:1500], big[1500:]])).status_code == 413
 
 
-def test_channels_list_health_and_metrics(gateway: GatewayProcess) -> None:
+def test_channels_list_health_and_metrics(gateway: GatewayProcess, broker_url: str) -> None:
     """/api/channels shows offsets, epochs and subscribers; /healthz is ok; /metrics counts traffic."""
     with Client(gateway.ws_url) as client:
         client.subscribe("data:cpu")
@@ -91,7 +93,8 @@ def test_channels_list_health_and_metrics(gateway: GatewayProcess) -> None:
         assert channels["data:cpu"]["epoch"]
         health = httpx.get(f"{gateway.http_url}/healthz")
         assert health.status_code == 200
-        assert health.json()["status"] == "ok" and health.json()["broker"]["backend"] == "memory"
+        backend = broker_url.partition(":")[0]
+        assert health.json()["status"] == "ok" and health.json()["broker"]["backend"] == backend
         metrics = httpx.get(f"{gateway.http_url}/metrics").text
         assert "pulse_connections 1" in metrics
         assert "pulse_messages_in_total 3" in metrics

@@ -3,9 +3,12 @@
 import threading
 
 import httpx
+import pytest
 
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
+
+pytestmark = pytest.mark.both_brokers
 
 
 def publish(gateway: GatewayProcess, channel: str, count: int, start: int = 0) -> list[int]:

@@ -10,6 +10,8 @@ from websockets.sync.client import connect
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
+pytestmark = pytest.mark.both_brokers
+
 
 def test_welcome_names_the_connection(gateway: GatewayProcess) -> None:
     """The first frame is a welcome with a client_id, the protocol version and the identity."""
