@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
+run-scaled: $(VENV)/.runtime  ## Redis + two gateways (:8000, :8001) + simulator (on :8001) + dashboard (on :8000)
+	@command -v redis-server >/dev/null 2>&1 || { echo "run-scaled needs redis-server (apt-get install redis-server)"; exit 1; }
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho -f Procfile.scaled start
+
 test: $(VENV)/.dev system-packages  ## Lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

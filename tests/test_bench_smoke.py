@@ -62,3 +62,12 @@ def test_quick_dashboard_render_benchmark_prints_its_table() -> None:
     cases = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
     assert cases == ["Case", *RENDER_ROWS]
     assert "2,000 points/trace" in out and "duplicates 0" in out
+
+
+def test_quick_broker_throughput_benchmark_compares_both_brokers() -> None:
+    """`python -m bench.broker_throughput --quick` runs a gateway on each broker and prints the ratios."""
+    out = run_quick("bench.broker_throughput", timeout=120)
+    assert f"`{sys.executable} -m bench.broker_throughput --quick`" in out
+    cases = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert len(cases) == 7 and sum(case.endswith("redis://") for case in cases) == 3
+    assert re.search(r"\| [\d.]+x memory \|", out)
