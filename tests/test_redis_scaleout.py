@@ -55,6 +55,8 @@ def test_published_on_b_is_delivered_on_a_in_order(pair: tuple[GatewayProcess, G
         assert [p["offset"] for p in received] == list(range(1, 52))
         assert [p["data"]["values"]["n"] for p in received] == [float(i) for i in range(51)]
         assert len({p["epoch"] for p in received}) == 1
+    listed = {c["name"]: c for c in httpx.get(f"{a.http_url}/api/channels", timeout=5).json()["channels"]}
+    assert listed["data:x"]["offset"] == 51 and listed["data:x"]["rate"] > 0, "read from the stream on A"
 
 
 def test_resume_on_the_other_process_recovers_exactly(pair: tuple[GatewayProcess, GatewayProcess]) -> None:

@@ -52,6 +52,8 @@ ROTATE_EPOCH = """
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) end
 """
 IDEMPOTENCY_SECONDS = 300
+RATE_WINDOW = 5.0
+RATE_SAMPLE = 200
 HEALTH_SECONDS = 1.0
 PROCESS_TTL = 15
 """Seconds a process's liveness key lives without a refresh: presence entries of a dead process vanish."""
@@ -115,8 +117,6 @@ class RedisBroker(Broker):
         self._ok = False
         self._detail = "not started"
         self._epoch = ""
-        self._rates: dict[str, tuple[int, float, float]] = {}
-        """Per channel: the top offset and time of the last ``channels()`` call, and the rate then."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -446,18 +446,22 @@ class RedisBroker(Broker):
     async def channels(self) -> list[ChannelStats]:
         try:
             names = sorted(_text(name) for name in await self._redis.smembers(CHANNELS_KEY))
-            positions = [await self._position(name) for name in names]
+            stats = [ChannelStats(name, await self._position(name), await self._rate(name)) for name in names]
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
-        now = time.monotonic()
-        stats = []
-        for name, position in zip(names, positions, strict=True):
-            last_top, last_time, last_rate = self._rates.get(name, (position.offset, now, 0.0))
-            rate = (position.offset - last_top) / (now - last_time) if now > last_time else last_rate
-            self._rates[name] = (position.offset, now, rate)
-            stats.append(ChannelStats(name, position, round(max(rate, 0.0), 2)))
         return stats
+
+    async def _rate(self, name: str) -> float:
+        """Publications per second over the last few seconds, from the stream's own timestamps: the same
+        answer on every process, with no sampling task per channel."""
+        newest = await self._redis.xrevrange(_stream(name), count=RATE_SAMPLE)
+        now = time.time()
+        stamps = [float(fields[b"t"]) for _, fields in newest or [] if fields]
+        recent = [ts for ts in stamps if now - ts <= RATE_WINDOW]
+        if len(recent) == RATE_SAMPLE:
+            return round(RATE_SAMPLE / max(now - recent[-1], 1e-3), 2)
+        return round(len(recent) / RATE_WINDOW, 2)
 
     def health(self) -> BrokerHealth:
         return BrokerHealth(ok=self._ok, backend=self.backend, detail=self._detail)
