@@ -233,7 +233,9 @@ class RedisBroker(Broker):
             if limit == 0 or position.offset == 0:
                 return HistoryResult([], position, recovered=True)
             count = self._history_size if limit is None else min(limit, self._history_size)
-            entries = await self._redis.xrevrange(_stream(name), count=count)
+            # Bounded by the position just read: publishes racing this read are not history but live,
+            # and the hub gets them (once) from the listener.
+            entries = await self._redis.xrevrange(_stream(name), max=f"{position.offset}-1", count=count)
             recent = self._publications(name, position.epoch, list(reversed(entries or [])))
             return HistoryResult(recent, position, recovered=True)
         missed = missed_since(since, position, self._history_size)
@@ -332,8 +334,15 @@ class RedisBroker(Broker):
         channel_name = message["channel"].decode()
         if kind == "subscribe":
             if channel_name.endswith("}:live"):
-                listening = self._listening.get(_channel_of_live(channel_name))
+                name = _channel_of_live(channel_name)
+                listening = self._listening.get(name)
                 if listening is not None and not listening.confirmed.done():
+                    # The baseline is read now that pub/sub is live: everything up to it is in the stream,
+                    # where the hub's history read (after this) finds it; everything after it comes here.
+                    # A baseline from before the SUBSCRIBE would make a catch-up hand the hub publications
+                    # it also replays from history: duplicates.
+                    position = await self._position(name)
+                    listening.offset, listening.epoch = position.offset, position.epoch
                     listening.confirmed.set_result(None)
             return
         if kind != "message":
