@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-scaled test lint check clean system-packages
+.PHONY: run run-scaled test bench lint check clean system-packages
 
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
@@ -17,6 +17,13 @@ test: $(VENV)/.dev system-packages  ## Lint, type-check and run the whole test s
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+bench: $(VENV)/.dev system-packages  ## Quick runs of every benchmark (under 5 minutes); full commands in docs/benchmarks.md
+	$(BIN)/python -m bench.fanout --quick
+	$(BIN)/python -m bench.ingest --quick
+	$(BIN)/python -m bench.broker_throughput --quick
+	$(BIN)/python -m bench.dashboard_render --quick
+	$(BIN)/python -m bench.dashboard_buffers --quick
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -30,7 +30,8 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from bench.report import Row, machine, table
+from bench.ingest import publish_rate
+from bench.report import Row, print_report, table
 from tests.redis_server import RedisServer
 from tests.servers import GatewayProcess
 
@@ -47,27 +48,6 @@ class Config:
 
 FULL = Config(seconds=5.0, subscribers=50, fanout_messages=5_000)
 QUICK = Config(seconds=0.5, subscribers=5, fanout_messages=200)
-
-
-def publish_rate(gateway: GatewayProcess, batch: int, seconds: float) -> float:
-    """Points stored per second by THREADS threads posting ``batch`` points per request."""
-    body = [{"values": {"v": float(i)}} for i in range(batch)]
-    counts = [0] * THREADS
-    deadline = time.monotonic() + seconds
-
-    def run(index: int) -> None:
-        with httpx.Client(base_url=gateway.http_url, timeout=10) as client:
-            while time.monotonic() < deadline:
-                client.post(f"/api/publish/{CHANNEL}", json=body).raise_for_status()
-                counts[index] += batch
-
-    began = time.monotonic()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.monotonic() - began)
 
 
 def fanout_rate(gateway: GatewayProcess, config: Config) -> float:
@@ -167,17 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory, redis_ = results["memory"][key], results["redis"][key]
         rows.append(Row(f"{case}, memory://", size, fmt(memory), "-", "-", "baseline"))
         rows.append(Row(f"{case}, redis://", size, fmt(redis_), "-", "-", f"{redis_ / memory:.2f}x memory"))
-    quick = " (quick: checks the harness, not the speed)" if args.quick else ""
-    print(f"## Broker throughput benchmark{quick}")
-    print()
-    print(f"- Command: `{command}`")
-    print(f"- Machine: {machine()}")
-    print(
-        "- One gateway process per broker; a private redis-server (no persistence); load from this process."
+    notes = [
+        "One gateway process per broker; a private redis-server (no persistence); load from this process."
+    ]
+    print_report(
+        "Broker throughput benchmark",
+        quick=args.quick,
+        command=command,
+        notes=notes,
+        began=began,
+        body=table(rows),
     )
-    print(f"- Total time: {time.perf_counter() - began:.1f} s")
-    print()
-    print(table(rows))
     return 0
 
 

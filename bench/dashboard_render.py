@@ -40,7 +40,7 @@ import plotly
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from bench.report import Row, machine, random_walk, table
+from bench.report import Row, print_report, random_walk, table
 from dashboard.consumer import Consumer, ConsumerConfig
 from dashboard.figures import build_figure
 from dashboard.ingest import apply_pub
@@ -296,18 +296,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     rows = [case() for case in cases]
 
-    quick = " (quick: checks the harness, not the speed)" if args.quick else ""
-    print(f"## Dashboard render and ingest benchmark{quick}")
-    print()
-    print(f"- Command: `{command}`")
-    print(f"- Machine: {machine()}, plotly {plotly.__version__}")
-    print(
-        "- Redraw: take_panel (all retained) + build_figure + plotly.io.to_json, median and best of "
-        f"{config.redraws}; the naive figure (all points as lists) is built once for comparison."
+    notes = [
+        f"plotly {plotly.__version__}",
+        "Redraw: take_panel (all retained) + build_figure + plotly.io.to_json, median and best of "
+        f"{config.redraws}; the naive figure (all points as lists) is built once for comparison.",
+    ]
+    print_report(
+        "Dashboard render and ingest benchmark",
+        quick=args.quick,
+        command=command,
+        notes=notes,
+        began=began,
+        body=table(rows),
     )
-    print(f"- Total time: {time.perf_counter() - began:.1f} s")
-    print()
-    print(table(rows))
     return 0
 
 

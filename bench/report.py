@@ -2,6 +2,7 @@
 
 import os
 import platform
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,3 +41,19 @@ def random_walk(count: int) -> tuple[FloatArray, FloatArray]:
     values = rng.standard_normal(count)
     np.cumsum(values, out=values)
     return ts, values
+
+
+def print_report(
+    title: str, *, quick: bool, command: str, notes: Sequence[str], began: float, body: str
+) -> None:
+    """Print a benchmark's markdown report: title, command, machine, notes, total time, then ``body``."""
+    suffix = " (quick: checks the harness, not the speed)" if quick else ""
+    print(f"## {title}{suffix}")
+    print()
+    print(f"- Command: `{command}`")
+    print(f"- Machine: {machine()}")
+    for note in notes:
+        print(f"- {note}")
+    print(f"- Total time: {time.perf_counter() - began:.1f} s")
+    print()
+    print(body)

@@ -71,3 +71,21 @@ def test_quick_broker_throughput_benchmark_compares_both_brokers() -> None:
     cases = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
     assert len(cases) == 7 and sum(case.endswith("redis://") for case in cases) == 3
     assert re.search(r"\| [\d.]+x memory \|", out)
+
+
+def test_quick_fanout_benchmark_measures_all_three_servers() -> None:
+    """`python -m bench.fanout --quick`: Pulseboard and both baselines, every scenario, ratios."""
+    out = run_quick("bench.fanout", timeout=240)
+    rows = [line.split("|")[1:3] for line in out.splitlines() if line.startswith("| (")]
+    servers = {server.strip() for _, server in rows}
+    assert servers == {"pulseboard", "pulseboard (packing off)", "naive", "broadcast"}
+    assert any("idle connections" in scenario for scenario, _ in rows)
+    assert any("1 stuck" in scenario for scenario, _ in rows)
+    assert re.search(r"\| [\d.]+x \|", out), "ratios to the baselines"
+
+
+def test_quick_ingest_benchmark_covers_each_batch_size_on_both_brokers() -> None:
+    out = run_quick("bench.ingest", timeout=120)
+    rows = [line for line in out.splitlines() if line.startswith("| ingest")]
+    assert len(rows) == 6
+    assert all(re.search(r"[\d,]+ points/s", row) for row in rows)

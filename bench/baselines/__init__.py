@@ -1,0 +1,1 @@
+"""Baseline servers that ``bench/fanout.py`` measures Pulseboard against."""

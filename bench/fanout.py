@@ -1,0 +1,451 @@
+"""Fan-out of Pulseboard next to the naive ``ConnectionManager`` and a ``websockets`` ``broadcast()`` server.
+
+Run from the repository root::
+
+    python -m bench.fanout           # full: N = 10/100/1000, 5 000 idle connections (a few minutes)
+    python -m bench.fanout --quick   # small N and short runs: checks the harness, not the speed
+
+One invocation measures every server with the same load generator (uvloop + ``websockets``, all
+subscribers in this process) and the same payload (a ~100-byte JSON object with a sequence number and
+the send time). The server runs pinned to CPU 0 and the load generator to CPU 1 when ``taskset`` exists.
+A publisher connection sends the messages over the WebSocket; the server fans each one out to N
+subscribers. Pulseboard gets them as ``publish`` ops on ``data:bench`` (validated, given offsets, kept in
+history), the baselines as plain text they broadcast.
+
+Scenarios: (a) the publisher at full speed, N = 10/100/1000 (Pulseboard also with array packing off);
+(b) fixed rates, N=1000 x 100 msg/s and N=1000 x 1000 msg/s; (c) N=50 x 500 msg/s, without and with one
+subscriber that never reads; (d) idle connections. Reported: delivered messages/s, % delivered,
+publish-to-receive latency p50/p99 (same clock, sampled on 10 subscribers), server CPU microseconds per
+delivered message, RSS per idle connection, and each figure's ratio to the baselines.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+
+import httpx
+import uvloop
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.report import print_report
+from tests.servers import ROOT, free_port, stop_process
+
+SERVER_CPU, LOAD_CPU = 0, 1
+SPAWN = multiprocessing.get_context("spawn")
+TIME_RE = re.compile(rb'"t": ?([0-9.]+)')
+MARKER = b'"seq"'
+SAMPLED = 10
+"""Subscribers whose every message is parsed for latency (the others only count, to keep the load
+generator fast)."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Config:
+    full_speed_n: tuple[int, ...]
+    seconds: float
+    fixed: tuple[tuple[int, int], ...]
+    stuck: tuple[int, int]
+    idle: int
+    drain_seconds: float
+
+
+FULL = Config((10, 100, 1000), 3.0, ((1000, 100), (1000, 1000)), (50, 500), 5000, 10.0)
+QUICK = Config((10, 100), 0.3, ((100, 100),), (20, 200), 200, 1.0)
+STUCK_SECONDS = 10.0
+"""The stuck-subscriber runs last longer: the stuck client's backlog must pass the queue limit."""
+QUEUE_BYTES = 256 * 1024
+"""``PULSE_CLIENT_QUEUE_BYTES`` for the benchmark (the default is 1 MiB): reached within the run."""
+
+
+# --- servers ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    pulse: bool
+    slow_disconnects: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss(self) -> int:
+        return int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1]) * PAGE
+
+
+def start_server(kind: str, workdir: Path, *, batch: bool = True) -> Server:
+    port = free_port()
+    pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    if kind == "pulseboard":
+        args = [sys.executable, "-m", "gateway"]
+        env |= {
+            "PULSE_PORT": str(port),
+            "PULSE_DATA_DIR": str(workdir / f"data-{port}"),
+            "PULSE_LOG_LEVEL": "warning",
+            "PULSE_CLIENT_RATE": "100000000",
+            "PULSE_CLIENT_BURST": "100000000",
+            "PULSE_BATCH_FRAMES": "true" if batch else "false",
+            "PULSE_CLIENT_QUEUE_BYTES": str(QUEUE_BYTES),
+        }
+    elif kind == "naive":
+        args = [
+            sys.executable, "-m", "uvicorn", "bench.baselines.naive_manager:app", "--port", str(port),
+            "--ws", "websockets-sansio", "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+    else:
+        args = [sys.executable, "-m", "bench.baselines.broadcast_server", "--port", str(port)]
+    log = (workdir / f"{kind}-{port}.log").open("ab")
+    process = subprocess.Popen([*pin, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{kind} did not start: {(workdir / f'{kind}-{port}.log').read_text()}")
+        time.sleep(0.05)
+    return Server(kind if batch else f"{kind} (packing off)", port, process, kind == "pulseboard")
+
+
+# --- the publisher (its own process, so it neither starves nor is starved by the subscribers) --------
+
+
+def publish_message(pulse: bool, seq: int) -> str:
+    now = time.time()
+    if pulse:
+        return json.dumps(
+            {"op": "publish", "channel": "data:bench", "data": {"values": {"seq": seq, "t": now}}}
+        )
+    return json.dumps({"seq": seq, "t": now, "pad": "x" * 52})
+
+
+WINDOW = 2000
+"""Full speed: messages the publisher may have sent and not yet seen answered (its ack, or for a
+baseline its own broadcast copy). Without a window the publisher only measures how fast it can fill
+the server's socket buffers; with one, it goes exactly as fast as the server takes messages in."""
+
+
+async def _publish(url: str, pulse: bool, rate: int | None, seconds: float) -> int:
+    publisher = await connect(url, proxy=None, max_size=None, compression=None, ping_interval=None)
+    answered = 0
+    answer = b'"ack"' if pulse else MARKER
+    progress = asyncio.Event()
+
+    async def read_answers() -> None:
+        nonlocal answered
+        with contextlib.suppress(Exception):
+            while True:
+                answered += (await publisher.recv(decode=False)).count(answer)
+                progress.set()
+
+    reader = asyncio.get_running_loop().create_task(read_answers())
+    began = time.monotonic()
+    sent = 0
+    if rate is None:
+        while time.monotonic() - began < seconds:
+            while sent - answered >= WINDOW:
+                progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), 1.0)
+                if time.monotonic() - began >= seconds:
+                    break
+            for _ in range(min(100, WINDOW - (sent - answered))):
+                await publisher.send(publish_message(pulse, sent))
+                sent += 1
+    else:
+        tick = 0.005
+        while (elapsed := time.monotonic() - began) < seconds:
+            # Catch up to the schedule (one tick ahead), then wait a tick: a steady `rate` per second.
+            for _ in range(int((elapsed + tick) * rate) - sent):
+                await publisher.send(publish_message(pulse, sent))
+                sent += 1
+            await asyncio.sleep(tick)
+    await asyncio.sleep(0.5)
+    reader.cancel()
+    await publisher.close()
+    return sent
+
+
+def publisher_process(
+    url: str, pulse: bool, rate: int | None, seconds: float, sent: "Synchronized[int]"
+) -> None:
+    if shutil.which("taskset"):
+        os.sched_setaffinity(0, {LOAD_CPU})
+    sent.value = uvloop.run(_publish(url, pulse, rate, seconds))
+
+
+# --- the subscribers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    received: list[int]
+    latencies: list[float] = field(default_factory=list)
+
+
+async def subscriber(server: Server, index: int, tally: Tally, *, reads: bool = True) -> ClientConnection:
+    sock = None
+    if not reads:
+        # A client that never reads, with a small receive buffer so the kernel does not absorb megabytes
+        # of its backlog first: what piles up is in the server, where the limits apply.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+    ws = await connect(
+        server.url,
+        sock=sock,
+        proxy=None,
+        max_size=None,
+        compression=None,
+        max_queue=64 if reads else 1,
+        open_timeout=30,
+        ping_interval=None,
+    )
+    if server.pulse:
+        await ws.recv()  # welcome
+        await ws.send('{"op":"subscribe","channel":"data:bench"}')
+        while b'"subscribed"' not in await ws.recv(decode=False):
+            pass
+    if reads:
+        asyncio.get_running_loop().create_task(_count(ws, index, tally, index < SAMPLED))
+    return ws
+
+
+async def _count(ws: ClientConnection, index: int, tally: Tally, sampled: bool) -> None:
+    received = tally.received
+    with contextlib.suppress(Exception):
+        while True:
+            frame = await ws.recv(decode=False)
+            received[index] += frame.count(MARKER)
+            if sampled:
+                now = time.time()
+                tally.latencies.extend(now - float(m.group(1)) for m in TIME_RE.finditer(frame))
+
+
+async def open_all(server: Server, n: int, tally: Tally) -> list[ClientConnection]:
+    sockets = []
+    for start in range(0, n, 100):
+        batch = [subscriber(server, i, tally) for i in range(start, min(n, start + 100))]
+        sockets += await asyncio.gather(*batch)
+    return sockets
+
+
+@dataclass(frozen=True)
+class Result:
+    server: str
+    scenario: str
+    delivered_per_s: float
+    delivered_pct: float
+    p50_ms: float | None
+    p99_ms: float | None
+    cpu_us: float | None
+    note: str = ""
+
+
+async def run_fanout(
+    server: Server,
+    scenario: str,
+    n: int,
+    rate: int | None,
+    seconds: float,
+    drain: float,
+    *,
+    stuck: bool = False,
+) -> Result:
+    tally = Tally([0] * n)
+    subscribers = await open_all(server, n, tally)
+    stuck_ws = await subscriber(server, n, Tally([0]), reads=False) if stuck else None
+    await asyncio.sleep(0.2)
+    sent_value = SPAWN.Value("q", 0)
+    process = SPAWN.Process(
+        target=publisher_process, args=(server.url, server.pulse, rate, seconds, sent_value)
+    )
+    cpu_before = server.cpu_seconds()
+    began = time.monotonic()
+    process.start()
+    await asyncio.to_thread(process.join)
+    sent = int(sent_value.value)
+    expected = sent * n
+    deadline = time.monotonic() + drain
+    # Polled: the counters are plain ints bumped by 1000 reader tasks, an Event per message would cost more.
+    while sum(tally.received) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    window = time.monotonic() - began
+    delivered = sum(tally.received)
+    cpu = server.cpu_seconds() - cpu_before
+    note = ""
+    if server.pulse:
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)).text
+        found = re.search(r"pulse_slow_disconnects_total (\d+)", metrics)
+        slow = int(found.group(1)) if found else 0
+        closed = slow - server.slow_disconnects
+        server.slow_disconnects = slow
+        if stuck:
+            note = f"stuck client closed with 4001: {'yes' if closed >= 1 else 'no'}"
+        elif closed:
+            note = f"{closed} connections closed with 4001 (could not keep up)"
+    for ws in [*subscribers, *([stuck_ws] if stuck_ws else [])]:
+        ws.transport.abort()
+    await asyncio.sleep(0.3)
+    lat = sorted(tally.latencies)
+    return Result(
+        server.name,
+        scenario,
+        delivered / window,
+        100.0 * delivered / expected if expected else 0.0,
+        1000 * lat[len(lat) // 2] if lat else None,
+        1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        1e6 * cpu / delivered if delivered else None,
+        note,
+    )
+
+
+async def run_idle(server: Server, n: int) -> Result:
+    before = server.rss()
+    sockets = []
+    for start in range(0, n, 200):
+        opened = [
+            connect(server.url, proxy=None, compression=None, ping_interval=None, open_timeout=60)
+            for _ in range(min(200, n - start))
+        ]
+        sockets += await asyncio.gather(*opened)
+    await asyncio.sleep(1.0)
+    per = (server.rss() - before) / n
+    for ws in sockets:
+        ws.transport.abort()
+    await asyncio.sleep(0.5)
+    return Result(
+        server.name, f"(d) {n:,} idle connections", 0, 0, None, None, None, f"{per / 1024:.1f} KB RSS each"
+    )
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def report(results: list[Result]) -> str:
+    lines = [
+        "| scenario | server | delivered msg/s | delivered | p50 ms | p99 ms | CPU µs/msg | vs naive "
+        "| vs broadcast | notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    by_key = {(r.scenario, r.server): r for r in results}
+    for r in results:
+        ratios = []
+        for base in ("naive", "broadcast"):
+            other = by_key.get((r.scenario, base))
+            if other is None or r.server == base or r.scenario.startswith("(d)"):
+                ratios.append("-")
+            elif other.delivered_per_s:
+                ratios.append(f"{r.delivered_per_s / other.delivered_per_s:.1f}x")
+            else:
+                ratios.append("∞")
+        rate = "-" if r.scenario.startswith("(d)") else f"{r.delivered_per_s:,.0f}"
+        pct = "-" if r.scenario.startswith("(d)") else f"{r.delivered_pct:.1f}%"
+        cpu = "-" if r.cpu_us is None else f"{r.cpu_us:.2f}"
+        lines.append(
+            f"| {r.scenario} | {r.server} | {rate} | {pct} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {cpu} | "
+            f"{ratios[0]} | {ratios[1]} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -> list[Result]:
+    results: list[Result] = []
+    kinds = [("pulseboard", True), ("pulseboard", False), ("naive", True), ("broadcast", True)]
+    for kind, batch in kinds:
+        if kind not in only:
+            continue
+        server = start_server(kind, workdir, batch=batch)
+        try:
+            for n in config.full_speed_n if batch else config.full_speed_n[-1:]:
+                results.append(
+                    await run_fanout(
+                        server, f"(a) full speed, N={n}", n, None, config.seconds, config.drain_seconds
+                    )
+                )
+            if not batch:
+                continue
+            for n, rate in config.fixed:
+                results.append(
+                    await run_fanout(
+                        server, f"(b) N={n} x {rate} msg/s", n, rate, config.seconds, config.drain_seconds
+                    )
+                )
+            n, rate = config.stuck
+            seconds = max(config.seconds, STUCK_SECONDS) if not quick else config.seconds
+            results.append(
+                await run_fanout(server, f"(c) N={n} x {rate} msg/s", n, rate, seconds, config.drain_seconds)
+            )
+            seconds = max(config.seconds, STUCK_SECONDS) if not quick else config.seconds
+            results.append(
+                await run_fanout(
+                    server,
+                    f"(c) N={n} x {rate} msg/s, 1 stuck",
+                    n,
+                    rate,
+                    seconds,
+                    config.drain_seconds,
+                    stuck=True,
+                )
+            )
+            results.append(await run_idle(server, config.idle))
+        finally:
+            stop_process(server.process, 15, 10)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small N, short runs: checks the harness works")
+    parser.add_argument("--servers", default="pulseboard,naive,broadcast", help="comma-separated subset")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    config = QUICK if args.quick else FULL
+    command = shlex.join([sys.executable, "-m", "bench.fanout", *arguments])
+    if shutil.which("taskset"):
+        os.sched_setaffinity(0, {LOAD_CPU})
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as temp:
+        results = uvloop.run(run_all(config, Path(temp), args.servers.split(","), args.quick))
+    pinned = (
+        f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if shutil.which("taskset") else "not pinned"
+    )
+    notes = [f"Load generator: uvloop + websockets, all subscribers in one process; {pinned}"]
+    print_report(
+        "Fan-out benchmark", quick=args.quick, command=command, notes=notes, began=began, body=report(results)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
