@@ -48,6 +48,8 @@ class GatewayProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    command_prefix: list[str] = field(default_factory=list)
+    """Put before the command, such as ``taskset -c 0`` to pin the gateway to a CPU (benchmarks)."""
 
     @property
     def http_url(self) -> str:
@@ -73,7 +75,11 @@ class GatewayProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                [*self.command_prefix, sys.executable, "-m", "gateway"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until_healthy(self.http_url, self.process, self.log_path)
         return self
