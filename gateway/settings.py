@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     """Largest client frame; a bigger one closes the connection with 1009."""
     max_body_bytes: Annotated[int, Field(ge=1 * KiB)] = 4 * MiB
     """Largest HTTP publish body; a bigger one is answered with 413."""
+    max_connections: Annotated[int, Field(ge=1)] = 10_000
+    """WebSocket connections this process admits at once; further handshakes get HTTP 503."""
+    max_connections_per_identity: Annotated[int, Field(ge=1)] = 1_000
+    """Connections one identity (token ``sub`` or ``name``) may hold at once; further ones get HTTP 503."""
     max_subscriptions: Annotated[int, Field(ge=1)] = 128
     """Channels one connection may subscribe to at once."""
     secret: SecretStr | None = None

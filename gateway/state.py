@@ -1,6 +1,7 @@
 """The running gateway's parts, assembled once at startup and shared by every route."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.broker import Broker
@@ -16,3 +17,7 @@ class Gateway:
     hub: Hub
     metrics: Metrics
     started: float = field(default_factory=time.time)
+    admitted: int = 0
+    """WebSockets admitted and not yet closed, counted from before the accept (the connection cap)."""
+    identities: Counter[str] = field(default_factory=Counter)
+    """Admitted WebSockets per identity (the per-identity cap)."""

@@ -342,8 +342,9 @@ class Session:
 async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dialect: Dialect) -> None:
     """Admit a WebSocket (origin, name, header token) and run its session; used by every endpoint.
 
-    Refusals before accept are HTTP statuses (403 origin, 400 name); a bad token is accepted and closed
-    with 4401, because browsers and most clients cannot read a handshake status.
+    Refusals before accept are HTTP statuses (403 origin, 400 name, 503 over a connection cap); a bad
+    token is accepted and closed with 4401, because browsers and most clients cannot read a handshake
+    status.
     """
     settings = gateway.settings
     if not origin_allowed(
@@ -366,11 +367,30 @@ async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dia
             rejected = str(exc)
     elif settings.auth_enabled and not dialect.native:
         rejected = "send the token in an Authorization: Bearer header"  # no `auth` op in a classic format
-    await websocket.accept()
-    if rejected:
-        await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
+    identity = grant.subject if grant is not None and grant.subject else name
+    if gateway.admitted >= settings.max_connections:
+        await websocket.send_denial_response(PlainTextResponse("too many connections", status_code=503))
         return
-    await Session(websocket, gateway, name=name, grant=grant, dialect=dialect).run()
+    if identity is not None and gateway.identities[identity] >= settings.max_connections_per_identity:
+        refusal = f"too many connections for {identity}"
+        await websocket.send_denial_response(PlainTextResponse(refusal, status_code=503))
+        return
+    # Counted from before the accept: handshakes in flight count too, so a burst cannot pass the caps.
+    gateway.admitted += 1
+    if identity is not None:
+        gateway.identities[identity] += 1
+    try:
+        await websocket.accept()
+        if rejected:
+            await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
+            return
+        await Session(websocket, gateway, name=name, grant=grant, dialect=dialect).run()
+    finally:
+        gateway.admitted -= 1
+        if identity is not None:
+            gateway.identities[identity] -= 1
+            if gateway.identities[identity] <= 0:
+                del gateway.identities[identity]
 
 
 @router.websocket("/ws")
