@@ -1,5 +1,6 @@
 """The HTTP API: publish, channel list, history, health and metrics."""
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
 from gateway.deps import GatewayDep
+from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.state import Gateway
 from shared.api import ChannelInfo, ChannelList, ErrorBody, Health, HistoryPage, PublishResult
@@ -213,6 +215,9 @@ async def metrics(gateway: GatewayDep) -> PlainTextResponse:
     gauges = {
         "pulse_outbox_pending_bytes": float(sum(c.outbox.pending for c in hub.connections)),
         "pulse_broker_up": 1.0 if gateway.broker.health().ok else 0.0,
+        "pulse_tasks": float(len(asyncio.all_tasks())),
+        "pulse_clients_registered": float(sum(1 for _ in hub.connections)),
+        "process_resident_memory_bytes": float(resident_memory()),
     }
     return PlainTextResponse(
         gateway.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"

@@ -4,7 +4,9 @@ Plain integer attributes on one object: the event loop is single-threaded, so an
 lock, and counting a fan-out is one addition per publication, not one per delivery.
 """
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -81,3 +83,12 @@ class Metrics:
         lines.append(f"{name}_sum {histogram.total}")
         lines.append(f"{name}_count {histogram.count}")
         return "\n".join(lines) + "\n"
+
+
+def resident_memory() -> int:
+    """This process's RSS in bytes (Linux ``/proc``; 0 where that is not available)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
