@@ -11,7 +11,7 @@ from gateway.broker import PublishError, make_broker
 from gateway.hub import Hub
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
-from gateway.settings import Settings, get_settings
+from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
 
 log = logging.getLogger("gateway")
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "PULSE_SECRET is not set: the gateway is OPEN. Anyone who can reach it may subscribe and "
                 "publish to every channel. Set PULSE_SECRET to require tokens."
             )
-        log.info("gateway ready: broker %s", settings.broker_url)
+        log.info("gateway ready: broker %s", redacted(settings.broker_url))
         try:
             yield
         finally:

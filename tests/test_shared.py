@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from gateway.settings import Settings
+from gateway.settings import Settings, redacted
 from shared.channels import Channel, ChannelError, Namespace
 from shared.codes import CloseCode, ErrorCode, should_reconnect
 from shared.messages import (
@@ -104,3 +104,10 @@ def test_settings_refuse_a_weak_secret() -> None:
         Settings(secret="short")
     settings = Settings(allowed_origins="http://a.example, http://b.example/")
     assert settings.allowed_origins == ["http://a.example", "http://b.example"]
+
+
+def test_broker_urls_are_logged_without_their_password() -> None:
+    assert redacted("redis://:s3cret@redis.internal:6380/0") == "redis://:***@redis.internal:6380/0"
+    assert redacted("redis://app:pw@h/1") == "redis://app:***@h/1"
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redacted("memory://") == "memory://"
