@@ -15,6 +15,7 @@ They are dialects (``gateway/dialects.py``) of the one session: the hub fans out
 import asyncio
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -37,8 +38,11 @@ DISCOVER_SECONDS = 2.0
 """How often ``/ws/notifications`` looks for new ``notify:`` channels to follow."""
 
 
+@lru_cache(maxsize=1024)
 def _message(frame: str) -> dict[str, Any] | None:
-    # Outgoing frames are the gateway's own JSON: one message each (classic dialects do not pack).
+    # Outgoing frames are the gateway's own JSON: one message each (classic dialects do not pack). The
+    # hub hands every subscriber the same frame object, so the cache parses a publication once, not once
+    # per classic client. Callers only read the result.
     parsed = json.loads(frame)
     return parsed if isinstance(parsed, dict) else None
 
