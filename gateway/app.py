@@ -13,6 +13,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
+from gateway.wire import RawSendMiddleware
 
 log = logging.getLogger("gateway")
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws_session.router)
     app.include_router(classic.router)
     web.mount(app)
+    app.add_middleware(RawSendMiddleware)
     return app
 
 

@@ -33,6 +33,8 @@ class Histogram:
 class Metrics:
     connections_total: int = 0
     connections_open: int = 0
+    direct_writes_total: int = 0
+    """Connections whose frames were written straight to the transport (see gateway.wire)."""
     messages_in: int = 0
     """Publications accepted (HTTP and WebSocket)."""
     messages_out: int = 0
@@ -55,6 +57,12 @@ class Metrics:
             "pulse_connections_total", "counter", "WebSocket connections accepted.", self.connections_total
         )
         sample("pulse_connections", "gauge", "WebSocket connections open.", self.connections_open)
+        sample(
+            "pulse_direct_write_connections_total",
+            "counter",
+            "Connections written straight to the transport (no compression, uvicorn websockets-sansio).",
+            self.direct_writes_total,
+        )
         sample("pulse_messages_in_total", "counter", "Publications accepted.", self.messages_in)
         sample("pulse_messages_out_total", "counter", "Messages queued to subscribers.", self.messages_out)
         sample(

@@ -2,8 +2,8 @@
 
 Fan-out only appends to outboxes (no await), so one slow client never delays another: its outbox fills
 up, and when it would pass its byte limit the outbox is marked overflowed, dropped, and its connection
-closed as a slow consumer (4001). The sender wakes once per burst and writes everything pending: packed
-into one JSON-array frame when batching is on, one frame per message otherwise.
+closed as a slow consumer (4001). The sender wakes once per burst and writes everything pending at once:
+packed into one JSON-array frame when batching is on, else as separate frames in one socket write.
 """
 
 import asyncio
@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 MAX_PACKED_CHARS = 256 * 1024
-"""Largest array frame the sender packs, well under clients' default 1 MiB message limit."""
+"""Most the sender takes per write; as a packed array frame, well under clients' default 1 MiB limit."""
 
 
 class Outbox:
@@ -73,23 +73,27 @@ class Outbox:
         self._closed = True
         self._wakeup.set()
 
-    async def run(self, send: Callable[[str], Awaitable[None]]) -> None:
-        """Write queued messages with ``send`` until closed (and drained) or overflowed."""
+    async def run(self, write: Callable[[list[str]], Awaitable[None]]) -> None:
+        """Hand queued messages to ``write`` until closed (and drained) or overflowed.
+
+        Each call gets everything pending (up to ``MAX_PACKED_CHARS``): one packed array frame when
+        batching is on, else the frames themselves, which the writer coalesces into one socket write.
+        """
         frames = self._frames
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while frames and not self.overflowed:
-                await send(self._take())
+                await write(self._take())
             if self._closed:
                 return
 
-    def _take(self) -> str:
+    def _take(self) -> list[str]:
         frames = self._frames
-        if not self._batch or len(frames) == 1:
+        if len(frames) == 1:
             frame = frames.popleft()
             self._pending -= len(frame)
-            return frame
+            return [frame]
         parts = []
         size = 0
         while frames and size < MAX_PACKED_CHARS:
@@ -97,6 +101,6 @@ class Outbox:
             parts.append(frame)
             size += len(frame)
         self._pending -= size
-        if len(parts) == 1:
-            return parts[0]
-        return "[" + ",".join(parts) + "]"
+        if self._batch and len(parts) > 1:
+            return ["[" + ",".join(parts) + "]"]
+        return parts

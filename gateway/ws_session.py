@@ -27,6 +27,7 @@ from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
 from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
+from gateway.wire import writer_for
 from shared import PROTOCOL_VERSION
 from shared.channels import Channel, is_valid_name
 from shared.codes import CloseCode, ErrorCode
@@ -57,7 +58,7 @@ router = APIRouter()
 DRAIN_SECONDS = 2.0
 """How long queued frames (say, the error that explains a close) may take to go out before the close."""
 CLOSE_SECONDS = 10.0
-"""How long a close frame may wait for a client that is not reading before the session gives up."""
+"""How long a client has to read up to the close frame and answer it before the connection is dropped."""
 
 CloseRequest = tuple[int, str]
 
@@ -85,6 +86,7 @@ class Session:
         dialect: Dialect = NATIVE,
     ) -> None:
         self._ws = websocket
+        self._writer = writer_for(websocket)
         self._gateway = gateway
         self._dialect = dialect
         self._settings = gateway.settings
@@ -116,6 +118,7 @@ class Session:
         await hub.add(self._connection)
         self._metrics.connections_total += 1
         self._metrics.connections_open += 1
+        self._metrics.direct_writes_total += self._writer.direct
         if self._dialect.native:
             self.outbox.put(
                 encode(
@@ -184,12 +187,15 @@ class Session:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(sender, DRAIN_SECONDS)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._ws.close(code, reason), CLOSE_SECONDS)
+            await self._writer.close(code, reason, CLOSE_SECONDS)
 
-    async def _send(self, frame: str) -> None:
-        text = self._dialect.render(frame)
-        if text is not None:
-            await self._ws.send_text(text)
+    async def _send(self, frames: list[str]) -> None:
+        if self._dialect.native:
+            await self._writer.write(frames)
+            return
+        rendered = [text for text in map(self._dialect.render, frames) if text is not None]
+        if rendered:
+            await self._writer.write(rendered)
 
     def request_close(self, code: int, reason: str) -> None:
         if not self._close_request.done():

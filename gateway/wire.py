@@ -1,0 +1,140 @@
+"""Writing frames to a client: straight to the transport where the server allows it, else through ASGI.
+
+Server-to-client WebSocket frames are not masked, so a publication's frame is the same bytes for every
+subscriber: it is encoded once and written with one ``transport.write`` per client per wake-up, however
+many messages are pending. Going through ASGI instead costs a message dict, the websockets protocol's
+frame serialisation and a write for every frame (about 10 µs each), which made the per-frame path the
+fan-out's floor.
+
+The direct path needs uvicorn's ``websockets-sansio`` protocol with no extension negotiated (a compressed
+frame is per connection, not shareable). It keeps that protocol's rules: wait while the transport is paused
+(its write buffer is over the high-water mark), write nothing once a close was sent or received. Any other
+server, or a connection with permessage-deflate, uses the ASGI path, which behaves the same, only slower.
+"""
+
+import asyncio
+import contextlib
+import struct
+from functools import lru_cache
+from typing import Protocol
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+RAW_SEND = "pulse.raw_send"
+"""Scope key under which :class:`RawSendMiddleware` leaves the server's own ``send`` callable."""
+
+CACHED_FRAME_CHARS = 4096
+"""Frames up to this size are encoded once and reused (pub frames are shared by every subscriber)."""
+
+
+class FrameWriter(Protocol):
+    """Writes a batch of JSON texts as text frames; raises ``ClientDisconnected`` once the socket is gone."""
+
+    direct: bool
+    """Frames go straight to the transport (the fast path)."""
+
+    async def write(self, texts: list[str]) -> None: ...
+
+    async def close(self, code: int, reason: str, grace: float) -> None:
+        """Send a close frame and drop the connection if the client has not finished closing in time."""
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented text frame holding ``text``."""
+    if len(text) <= CACHED_FRAME_CHARS:
+        return _shared_frame(text)
+    return _encode_frame(text)
+
+
+@lru_cache(maxsize=2048)
+def _shared_frame(text: str) -> bytes:
+    # Keyed by the str: the hub hands every subscriber the same object, whose hash Python caches.
+    return _encode_frame(text)
+
+
+def _encode_frame(text: str) -> bytes:
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+class TransportWriter:
+    """Frames written straight to uvicorn's transport, coalesced into one write per call."""
+
+    direct = True
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    async def write(self, texts: list[str]) -> None:
+        protocol = self._protocol
+        if not protocol.writable.is_set():
+            await protocol.writable.wait()
+        if protocol.close_sent or protocol.conn.state is not State.OPEN or protocol.transport.is_closing():
+            raise ClientDisconnected
+        if len(texts) == 1:
+            protocol.transport.write(text_frame(texts[0]))
+        else:
+            protocol.transport.write(b"".join(map(text_frame, texts)))
+
+    async def close(self, code: int, reason: str, grace: float) -> None:
+        # Not through ASGI: uvicorn's send waits for the buffer to drain first, which never happens for a
+        # client that stopped reading. The close frame goes after what is buffered; if the client has not
+        # read up to it and answered within the grace period, the connection is aborted, buffer and all.
+        protocol = self._protocol
+        if protocol.close_sent or protocol.conn.state is not State.OPEN or protocol.transport.is_closing():
+            return
+        protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        protocol.conn.send_close(code, reason)
+        protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        protocol.close_sent = True
+        if protocol.read_paused:
+            protocol.read_paused = False
+            protocol.transport.resume_reading()
+        transport = protocol.transport
+        protocol.close_timer = protocol.loop.call_later(grace, transport.abort)
+
+
+class AsgiWriter:
+    """Frames through the ASGI ``send``: any server, any extension; one frame per text."""
+
+    direct = False
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+
+    async def write(self, texts: list[str]) -> None:
+        for text in texts:
+            await self._websocket.send_text(text)
+
+    async def close(self, code: int, reason: str, grace: float) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._websocket.close(code, reason), grace)
+
+
+def writer_for(websocket: WebSocket) -> FrameWriter:
+    """The fastest writer this connection allows."""
+    protocol = getattr(websocket.scope.get(RAW_SEND), "__self__", None)
+    if isinstance(protocol, WebSocketsSansIOProtocol) and not protocol.conn.extensions:
+        return TransportWriter(protocol)
+    return AsgiWriter(websocket)
+
+
+class RawSendMiddleware:
+    """Remembers the server's own ``send`` for WebSocket scopes, before any middleware wraps it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
