@@ -5,9 +5,10 @@ Run from the repository root::
     python -m bench.fanout           # full: N = 10/100/1000, 5 000 idle connections (a few minutes)
     python -m bench.fanout --quick   # small N and short runs: checks the harness, not the speed
 
-One invocation measures every server with the same load generator (uvloop + ``websockets``, all
-subscribers in this process) and the same payload (a ~100-byte JSON object with a sequence number and
-the send time). The server runs pinned to CPU 0 and the load generator to CPU 1 when ``taskset`` exists.
+One invocation measures every server with the same load generator (uvloop + picows, a Cython
+WebSocket client, all subscribers in this process) and the same payload (a ~100-byte JSON object with a
+sequence number and the send time). The server runs pinned to CPU 0 and the load generator to CPU 1
+when ``taskset`` exists.
 A publisher connection sends the messages over the WebSocket; the server fans each one out to N
 subscribers. Pulseboard gets them as ``publish`` ops on ``data:bench`` (validated, given offsets, kept in
 history), the baselines as plain text they broadcast.
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import httpx
 import uvloop
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.report import print_report
@@ -208,51 +210,69 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
 
 
-async def subscriber(server: Server, index: int, tally: Tally, *, reads: bool = True) -> ClientConnection:
-    sock = None
-    if not reads:
-        # A client that never reads, with a small receive buffer so the kernel does not absorb megabytes
-        # of its backlog first: what piles up is in the server, where the limits apply.
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", server.port))
+class Counter(WSListener):
+    """One subscriber on picows: counts messages per frame (bytes.count), parses times if sampled."""
+
+    def __init__(self, server: Server, index: int, tally: Tally) -> None:
+        super().__init__()
+        self._pulse = server.pulse
+        self._index = index
+        self._tally = tally
+        self._sampled = index < SAMPLED
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        if not self._pulse:
+            self.ready.set_result(None)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        if not self.ready.done():
+            if b'"welcome"' in payload:
+                transport.send(WSMsgType.TEXT, b'{"op":"subscribe","channel":"data:bench"}')
+            elif b'"subscribed"' in payload:
+                self.ready.set_result(None)
+            return
+        self._tally.received[self._index] += payload.count(MARKER)
+        if self._sampled:
+            now = time.time()
+            self._tally.latencies.extend(now - float(m.group(1)) for m in TIME_RE.finditer(payload))
+
+
+async def subscriber(server: Server, index: int, tally: Tally) -> WSTransport:
+    transport, counter = await ws_connect(
+        lambda: Counter(server, index, tally), server.url, websocket_handshake_timeout=30
+    )
+    assert isinstance(counter, Counter)
+    await counter.ready
+    return transport
+
+
+async def stuck_subscriber(server: Server) -> ClientConnection:
+    # A client that never reads, with a small receive buffer so the kernel does not absorb megabytes of
+    # its backlog first: what piles up is in the server, where the limits apply.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
     ws = await connect(
-        server.url,
-        sock=sock,
-        proxy=None,
-        max_size=None,
-        compression=None,
-        max_queue=64 if reads else 1,
-        open_timeout=30,
-        ping_interval=None,
+        server.url, sock=sock, proxy=None, compression=None, max_queue=1, open_timeout=30, ping_interval=None
     )
     if server.pulse:
         await ws.recv()  # welcome
         await ws.send('{"op":"subscribe","channel":"data:bench"}')
         while b'"subscribed"' not in await ws.recv(decode=False):
             pass
-    if reads:
-        asyncio.get_running_loop().create_task(_count(ws, index, tally, index < SAMPLED))
     return ws
 
 
-async def _count(ws: ClientConnection, index: int, tally: Tally, sampled: bool) -> None:
-    received = tally.received
-    with contextlib.suppress(Exception):
-        while True:
-            frame = await ws.recv(decode=False)
-            received[index] += frame.count(MARKER)
-            if sampled:
-                now = time.time()
-                tally.latencies.extend(now - float(m.group(1)) for m in TIME_RE.finditer(frame))
-
-
-async def open_all(server: Server, n: int, tally: Tally) -> list[ClientConnection]:
-    sockets = []
+async def open_all(server: Server, n: int, tally: Tally) -> list[WSTransport]:
+    transports = []
     for start in range(0, n, 100):
         batch = [subscriber(server, i, tally) for i in range(start, min(n, start + 100))]
-        sockets += await asyncio.gather(*batch)
-    return sockets
+        transports += await asyncio.gather(*batch)
+    return transports
 
 
 @dataclass(frozen=True)
@@ -279,7 +299,7 @@ async def run_fanout(
 ) -> Result:
     tally = Tally([0] * n)
     subscribers = await open_all(server, n, tally)
-    stuck_ws = await subscriber(server, n, Tally([0]), reads=False) if stuck else None
+    stuck_ws = await stuck_subscriber(server) if stuck else None
     await asyncio.sleep(0.2)
     sent_value = SPAWN.Value("q", 0)
     process = SPAWN.Process(
@@ -310,8 +330,10 @@ async def run_fanout(
             note = f"stuck client closed with 4001: {'yes' if closed >= 1 else 'no'}"
         elif closed:
             note = f"{closed} connections closed with 4001 (could not keep up)"
-    for ws in [*subscribers, *([stuck_ws] if stuck_ws else [])]:
-        ws.transport.abort()
+    for transport in subscribers:
+        transport.underlying_transport.abort()
+    if stuck_ws is not None:
+        stuck_ws.transport.abort()
     await asyncio.sleep(0.3)
     lat = sorted(tally.latencies)
     return Result(
@@ -440,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pinned = (
         f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if shutil.which("taskset") else "not pinned"
     )
-    notes = [f"Load generator: uvloop + websockets, all subscribers in one process; {pinned}"]
+    notes = [f"Load generator: uvloop + picows, all subscribers in one process; {pinned}"]
     print_report(
         "Fan-out benchmark", quick=args.quick, command=command, notes=notes, began=began, body=report(results)
     )
