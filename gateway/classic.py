@@ -62,7 +62,7 @@ class ChatDialect(Dialect):
         if text.lstrip().startswith("{"):
             try:
                 parsed = from_json(text)
-            except ValueError:
+            except (ValueError, TypeError):  # TypeError: a lone surrogate, which is not UTF-8 text
                 parsed = None
             if isinstance(parsed, dict):
                 message = parsed.get("message")

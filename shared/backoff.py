@@ -30,7 +30,8 @@ class Backoff:
         """Record a failure at ``now``; return the delay before the next attempt."""
         if self.outage_started is None:
             self.outage_started = now
-        delay = min(self.cap, self.first * 2.0**self.failures)
+        # The exponent is capped: 2.0**1024 overflows, and a day-long outage reaches that many failures.
+        delay = min(self.cap, self.first * 2.0 ** min(self.failures, 64))
         # Jitter spreads the retries of several simulators that lost the same gateway at the same moment.
         delay *= self.rng.uniform(0.5, 1.0)
         self.failures += 1

@@ -137,6 +137,10 @@ def parse_client_op(frame: str | bytes) -> ClientOp:
         raw = from_json(frame)
     except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+    except TypeError:
+        # A str holding a lone surrogate cannot be read as UTF-8, and pydantic-core reports that as a
+        # TypeError rather than a ValueError: it is still text that is not JSON, not a crash.
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON: not valid UTF-8 text") from None
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a client frame must be a JSON object with an 'op'")
     ref = _ref_of(raw)
