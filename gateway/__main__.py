@@ -1,11 +1,13 @@
 """``python -m gateway``: serve the gateway with the transport settings from ``PULSE_*``.
 
 Plain ``uvicorn gateway.app:app`` works too; this entry point also hands uvicorn the WebSocket frame
-limit, keepalive and compression settings, which an ASGI app cannot set for itself.
+limit, keepalive and compression settings, and the request-head deadline and size cap
+(``gateway.handshake``), which an ASGI app cannot set for itself.
 """
 
 import uvicorn
 
+from gateway.handshake import HandshakeGuardProtocol
 from gateway.settings import get_settings
 
 
@@ -17,6 +19,7 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        http=HandshakeGuardProtocol,
         ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,

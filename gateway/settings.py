@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     """HS256 key for tokens. Unset: the gateway runs open (no auth) and logs a warning."""
     allowed_origins: Annotated[list[str], NoDecode] = []
     """Browser origins allowed to open WebSockets besides the gateway's own (comma-separated, or ``*``)."""
+    handshake_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a connection has to finish a request head (a WebSocket handshake too), from connecting or,
+    for a later keep-alive request, from its first byte; then it is closed (408 if it had started one)."""
+    max_header_bytes: Annotated[int, Field(ge=1 * KiB)] = 16 * KiB
+    """Largest request head (request line and headers); a bigger one gets HTTP 431."""
     auth_timeout: Annotated[float, Field(gt=0)] = 10.0
     """Seconds a connection has to send its ``auth`` op when auth is on."""
     client_rate: Annotated[float, Field(gt=0)] = 100.0

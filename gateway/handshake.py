@@ -1,0 +1,182 @@
+"""uvicorn's HTTP protocol with a deadline and a size cap on each request head (WebSocket handshakes too).
+
+uvicorn 0.54's httptools protocol arms a timer only after a response, as keep-alive: a connection that
+sends nothing, or sends its request head one byte at a time (slowloris), is held open for ever, and
+httptools buffers a header of any size (a 10 MB one is answered 200). This subclass closes a connection
+whose head is not complete within ``PULSE_HANDSHAKE_TIMEOUT`` seconds (408 if it had started one) and
+answers 431 once a head passes ``PULSE_MAX_HEADER_BYTES``. It also sends the 431/414/400 that
+websockets queues for an upgrade request it cannot parse (over 128 headers, a line over 8 KiB), which
+uvicorn's ``websockets-sansio`` protocol never writes, leaving the client waiting for ever.
+
+``python -m gateway`` uses it; with the uvicorn command line pass
+``--http gateway.handshake:HandshakeGuardProtocol``.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+from websockets.server import ServerProtocol
+
+from gateway.settings import get_settings
+
+log = logging.getLogger("gateway.handshake")
+
+LINGER_SECONDS = 1.0
+"""How long a refused connection is still read (and discarded) after its answer, so that a client in
+the middle of sending reads the answer instead of a reset."""
+
+
+@dataclass
+class HandshakeStats:
+    """What the guard refused in this process (for ``/metrics``)."""
+
+    timeouts: int = 0
+    """Connections closed because their request head was not complete in time."""
+    oversized: int = 0
+    """Request heads refused with 431 for passing ``PULSE_MAX_HEADER_BYTES``."""
+    bad_upgrades: int = 0
+    """WebSocket upgrade requests websockets could not parse, answered instead of left hanging."""
+
+
+stats = HandshakeStats()
+
+
+class HandshakeGuardProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` plus a request-head deadline and size cap (settings read per process)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        settings = get_settings()
+        self._head_timeout = settings.handshake_timeout
+        self._max_head_bytes = settings.max_header_bytes
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._awaiting_head = True
+        self._head_started = False
+        self._head_bytes = 0
+        self._refused = False
+
+    # --- connection ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        while data and not self._refused:
+            if not self._awaiting_head:
+                super().data_received(data)
+                return
+            # Feed no more than the cap while a head is open, so httptools (which buffers a header
+            # until it ends) never holds more than that; what follows a complete head is fed next.
+            room = self._max_head_bytes - self._head_bytes
+            chunk, data = data[:room], data[room:]
+            self._head_bytes += len(chunk)
+            super().data_received(chunk)
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return  # answered, or upgraded to WebSocket (uvicorn drops bytes sent before the 101)
+            if self._awaiting_head and self._head_bytes >= self._max_head_bytes:
+                stats.oversized += 1
+                self._refuse(431, f"request head over {self._max_head_bytes} bytes")
+
+    # --- httptools callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+        self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_started = False
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # Anything after this request is the next head (keep-alive or pipelining): meter it too.
+        self._awaiting_head = True
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        protocol = self.transport.get_protocol()
+        conn = getattr(protocol, "conn", None)
+        if (
+            isinstance(conn, ServerProtocol)
+            and conn.handshake_exc is not None
+            and not getattr(protocol, "handshake_initiated", True)
+        ):
+            stats.bad_upgrades += 1
+            answer = b"".join(conn.data_to_send())
+            if answer:
+                self.transport.write(answer)
+                self.transport.close()
+            else:
+                self._refuse(400, "invalid WebSocket handshake request")
+
+    # --- refusing --------------------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        stats.timeouts += 1
+        if self._head_started:
+            self._refuse(408, f"request head not complete within {self._head_timeout:g} s")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` and close, or close after the response in flight if a request is running."""
+        self._refused = True
+        self._cancel_head_timer()
+        log.debug("refusing %s: %s", self.client, reason)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head went wrong while the previous response is still being written: an
+            # answer now would land inside it, so close once it is done instead.
+            self.cycle.keep_alive = False
+            return
+        body = reason.encode()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head.extend((name, b": ", value, b"\r\n"))
+        head.append(
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body)
+        )
+        self.transport.write(b"".join(head) + body)
+        if self.transport.can_write_eof():
+            # Closing with unread input makes the kernel send a reset, which can destroy the answer
+            # before the client reads it; so half-close, discard input briefly, then close.
+            self.transport.write_eof()
+            self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
