@@ -7,31 +7,61 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from gateway import handshake
 from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
 from gateway.deps import GatewayDep
 from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.state import Gateway
-from shared.api import ChannelInfo, ChannelList, ErrorBody, Health, HistoryPage, PublishResult
-from shared.channels import Channel, ChannelError, is_valid_name
+from shared.api import (
+    MAX_BATCH,
+    ChannelInfo,
+    ChannelList,
+    ErrorBody,
+    Health,
+    HistoryPage,
+    ParameterErrors,
+    PublishResult,
+)
+from shared.channels import NAME_PATTERN, Channel, ChannelError, Namespace, is_valid_name
 from shared.codes import ErrorCode
 from shared.messages import MAX_HISTORY_REQUEST, StreamPosition
+from shared.payloads import INPUT_MODELS
 
 router = APIRouter()
 
+CHANNEL_PATTERN = f"^({'|'.join(Namespace)}):{NAME_PATTERN}$"
+
+_UNAUTHORIZED: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Auth is on and the bearer token is missing, invalid or expired",
+    "headers": {
+        "WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}
+    },
+}
+_FORBIDDEN: dict[str, Any] = {"model": ErrorBody, "description": "The token does not allow this channel"}
+_BROKER_DOWN: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "The broker could not serve the read (Redis down); retrying later may work",
+}
+_PARAMETER_ERRORS: dict[str, Any] = {
+    "model": ParameterErrors,
+    "description": "A query parameter or header FastAPI refused (`detail` is a list)",
+}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad channel name, body that is not JSON, or bad `name`"},
-    401: {"model": ErrorBody, "description": "Auth is on and the bearer token is missing or invalid"},
-    403: {"model": ErrorBody, "description": "The token does not allow this channel"},
+    401: _UNAUTHORIZED,
+    403: _FORBIDDEN,
     413: {
         "model": ErrorBody,
         "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, or a text "
         "or series count over its limit",
     },
     422: {
-        "description": "A payload or parameter of the wrong shape (FastAPI's list-of-errors detail for "
-        "parameters)"
+        "model": ErrorBody | ParameterErrors,
+        "description": "A payload of the wrong shape or an empty batch (`detail` is a string), or a "
+        "parameter or header FastAPI refused (`detail` is a list)",
     },
     503: {
         "model": ErrorBody,
@@ -40,12 +70,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad channel name, or `since` without its `epoch`"},
-    401: _ERRORS[401],
-    403: _ERRORS[403],
-    422: {"description": "A query parameter out of range (FastAPI's list-of-errors detail)"},
+    401: _UNAUTHORIZED,
+    403: _FORBIDDEN,
+    422: _PARAMETER_ERRORS,
+    503: _BROKER_DOWN,
 }
 
-ChannelPath = Annotated[str, Path(description="A channel such as data:cpu, chat:lobby or notify:alerts")]
+_PAYLOADS = [model.model_json_schema() for model in INPUT_MODELS.values()]
+_PUBLISH_BODY: dict[str, Any] = {
+    "description": "One payload for the channel's namespace (DataPoint for data:, ChatPost for chat:, "
+    f"Notification for notify:), or an array of 1 to {MAX_BATCH} of them",
+    "anyOf": [
+        *_PAYLOADS,
+        {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"anyOf": _PAYLOADS}},
+    ],
+}
+
+ChannelPath = Annotated[
+    str,
+    Path(
+        description="A channel such as data:cpu, chat:lobby or notify:alerts; any other name gets 400",
+        # Documented but not enforced by FastAPI, which would answer 422: a bad channel is the contract's 400.
+        json_schema_extra={"pattern": CHANNEL_PATTERN},
+        openapi_examples={"chat": {"value": "chat:lobby"}},
+    ),
+]
 
 
 def _channel(name: str) -> Channel:
@@ -82,8 +131,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# `:path` lets a channel with a `/` reach `_channel`, which answers the documented 400, not the router's 404.
 @router.post(
-    "/api/publish/{channel}",
+    "/api/publish/{channel:path}",
     response_model=PublishResult,
     responses=_ERRORS,
     openapi_extra={
@@ -91,10 +141,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {
-                        "description": "One payload for the channel's namespace, or an array of up to 1000",
-                        "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
-                    }
+                    "schema": _PUBLISH_BODY,
+                    "examples": {"chat": {"value": {"text": "hello"}}},
                 }
             },
         }
@@ -106,7 +154,13 @@ async def publish(
     gateway: GatewayDep,
     authorization: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    name: Annotated[str | None, Query(description="Chat sender when auth is off")] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            description="Chat sender when auth is off; an invalid one gets 400",
+            json_schema_extra={"pattern": f"^{NAME_PATTERN}$"},
+        ),
+    ] = None,
 ) -> PublishResult:
     """Publish one payload or a batch; answer with their offsets."""
     started = time.perf_counter()
@@ -136,7 +190,11 @@ async def publish(
     return PublishResult(offsets=offsets)
 
 
-@router.get("/api/channels", response_model=ChannelList, responses={401: _ERRORS[401]})
+@router.get(
+    "/api/channels",
+    response_model=ChannelList,
+    responses={401: _UNAUTHORIZED, 422: _PARAMETER_ERRORS, 503: _BROKER_DOWN},
+)
 async def list_channels(
     gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
 ) -> ChannelList:
@@ -157,7 +215,7 @@ async def list_channels(
     )
 
 
-@router.get("/api/channels/{channel}/history", response_model=HistoryPage, responses=_READ_ERRORS)
+@router.get("/api/channels/{channel:path}/history", response_model=HistoryPage, responses=_READ_ERRORS)
 async def channel_history(
     channel: ChannelPath,
     gateway: GatewayDep,
@@ -219,6 +277,12 @@ async def metrics(gateway: GatewayDep) -> PlainTextResponse:
         "pulse_clients_registered": float(sum(1 for _ in hub.connections)),
         "process_resident_memory_bytes": float(resident_memory()),
     }
+    refused = handshake.stats
+    counters = {
+        "pulse_handshake_timeouts_total": float(refused.timeouts),
+        "pulse_handshake_oversized_total": float(refused.oversized),
+        "pulse_handshake_bad_upgrades_total": float(refused.bad_upgrades),
+    }
     return PlainTextResponse(
-        gateway.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        gateway.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

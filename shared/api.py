@@ -59,3 +59,16 @@ class Health(_Body):
 
 class ErrorBody(_Body):
     detail: str
+
+
+class ParameterError(_Body):
+    loc: list[str | int]
+    """Where the bad value was, such as ``["query", "limit"]``."""
+    msg: str
+    type: str
+
+
+class ParameterErrors(_Body):
+    """FastAPI's own validation of query parameters and headers (a 422): ``detail`` is a list."""
+
+    detail: list[ParameterError]

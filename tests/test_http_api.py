@@ -1,5 +1,7 @@
 """The HTTP API: publish (single, batch, idempotent), errors, channel list, health and metrics."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -30,6 +32,37 @@ def test_idempotent_publish_happens_once(gateway: GatewayProcess) -> None:
         f"{gateway.http_url}/api/publish/chat:other", json={"text": "a"}, headers=headers
     )
     assert other_channel.json() == {"offsets": [1]}
+
+
+def test_idempotent_repeat_is_still_validated_and_a_refused_key_is_not_remembered(
+    gateway: GatewayProcess,
+) -> None:
+    """A repeat with another body gets the first offsets, a bad one is refused; a refused key stays free."""
+    url = f"{gateway.http_url}/api/publish/chat:idem"
+    first = httpx.post(url, json={"text": "a"}, headers={"Idempotency-Key": "k1"})
+    other_body = httpx.post(url, json={"text": "b"}, headers={"Idempotency-Key": "k1"})
+    assert first.json() == other_body.json() == {"offsets": [1]}
+    assert httpx.post(url, json={"text": ""}, headers={"Idempotency-Key": "k1"}).status_code == 422
+    assert httpx.post(url, json={"text": ""}, headers={"Idempotency-Key": "k2"}).status_code == 422
+    assert httpx.post(url, json={"text": "c"}, headers={"Idempotency-Key": "k2"}).json() == {"offsets": [2]}
+    page = httpx.get(f"{gateway.http_url}/api/channels/chat:idem/history").json()
+    assert [publication["data"]["text"] for publication in page["publications"]] == ["a", "c"]
+
+
+def test_concurrent_idempotent_repeats_publish_once(gateway: GatewayProcess) -> None:
+    """Retries that race each other with one Idempotency-Key all get the same offsets; one copy is stored."""
+    url = f"{gateway.http_url}/api/publish/data:idem"
+    body = [{"values": {"a": 1}}, {"values": {"a": 2}}]
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(url, json=body, headers={"Idempotency-Key": "retry-storm"}, timeout=10)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(16)))
+    assert {response.status_code for response in responses} == {200}
+    assert {tuple(response.json()["offsets"]) for response in responses} == {(1, 2)}
+    page = httpx.get(f"{gateway.http_url}/api/channels/data:idem/history").json()
+    assert page["offset"] == 2 and len(page["publications"]) == 2
 
 
 def test_http_chat_sender(gateway: GatewayProcess) -> None:
