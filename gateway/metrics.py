@@ -47,7 +47,7 @@ class Metrics:
     publish_latency: Histogram = field(default_factory=Histogram)
     """Seconds from receiving a publish request to its publications being queued to subscribers."""
 
-    def render(self, extra_gauges: dict[str, float]) -> str:
+    def render(self, extra_gauges: dict[str, float], extra_counters: dict[str, float] | None = None) -> str:
         lines: list[str] = []
 
         def sample(name: str, kind: str, help_text: str, value: float) -> None:
@@ -80,6 +80,8 @@ class Metrics:
         sample("pulse_client_errors_total", "counter", "Error frames sent to clients.", self.client_errors)
         for name, value in extra_gauges.items():
             sample(name, "gauge", name.replace("_", " ") + ".", value)
+        for name, value in (extra_counters or {}).items():
+            sample(name, "counter", name.replace("_", " ") + ".", value)
         name = "pulse_publish_latency_seconds"
         lines.extend((f"# HELP {name} Publish handling time.", f"# TYPE {name} histogram"))
         cumulative = 0

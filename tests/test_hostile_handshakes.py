@@ -157,6 +157,8 @@ def test_slowloris_handshakes_are_closed_at_the_deadline_while_others_are_served
     assert max(took) < HEAD_TIMEOUT + SLACK, f"closed too late: {max(took):.2f} s"
     assert seen >= 5, "the honest client kept receiving through the attack"
     assert worst_health < FAST, f"/healthz took {worst_health:.2f} s during the attack"
+    metrics = httpx.get(f"{gateway.http_url}/metrics", timeout=5).text
+    assert "pulse_handshake_timeouts_total 200.0" in metrics
 
 
 def test_connections_that_send_nothing_are_closed_silently_at_the_deadline(
