@@ -14,8 +14,8 @@ Obligations of every backend:
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
 
@@ -24,14 +24,15 @@ from shared.channels import Channel
 from shared.messages import PresenceEntry, Pub, StreamPosition
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
+class Publication(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: immutable all the same, and built three times faster,
+    # which counts at one per ingested point.
     channel: str
     offset: int
     epoch: str
     ts: float
     data: dict[str, Any]
-    frame: str = field(repr=False)
+    frame: str
     """The ``pub`` envelope's JSON text, built once and shared by every subscriber."""
 
     @classmethod
