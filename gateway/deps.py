@@ -8,7 +8,9 @@ from starlette.requests import HTTPConnection
 from gateway.state import Gateway
 
 
-def get_gateway(connection: HTTPConnection) -> Gateway:
+async def get_gateway(connection: HTTPConnection) -> Gateway:
+    # async although it never awaits: FastAPI runs a plain def dependency in its thread pool, a thread
+    # hand-off on every request and every WebSocket handshake.
     return cast(Gateway, connection.app.state.gateway)
 
 

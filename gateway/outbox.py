@@ -1,39 +1,79 @@
-"""A connection's outbound queue: bounded in bytes, drained by the connection's own sender task.
+"""A connection's outbound queue: bounded in bytes, written once per event-loop tick.
 
 Fan-out only appends to outboxes (no await), so one slow client never delays another: its outbox fills
 up, and when it would pass its byte limit the outbox is marked overflowed, dropped, and its connection
-closed as a slow consumer (4001). The sender wakes once per burst and writes everything pending at once:
-packed into one JSON-array frame when batching is on, else as separate frames in one socket write.
+closed as a slow consumer (4001).
+
+Writing happens once per tick per connection, whatever was queued in it: packed into one JSON-array
+frame when batching is on, else as separate frames in one socket write. A connection with a direct sink
+(``gateway.wire``: frames straight to the transport) is written by one callback per tick that goes over
+every outbox queued to since the last one, with no task switch per connection. The connection's sender
+task takes over whenever the socket cannot take more (its buffer is over the high-water mark), waits
+until it can, and hands back; connections without a direct sink are always written by their task.
 """
 
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 MAX_PACKED_CHARS = 256 * 1024
 """Most the sender takes per write; as a packed array frame, well under clients' default 1 MiB limit."""
+
+
+class DirectSink(Protocol):
+    def writable(self) -> bool:
+        """The socket is open and its buffer below the high-water mark: a write now will not pile up."""
+
+    def write_now(self, texts: list[str]) -> None: ...
+
+
+_due: list["Outbox"] = []
+"""Outboxes queued to since the last flush (the gateway runs one event loop per process)."""
+
+
+def _flush_due() -> None:
+    due = _due[:]
+    _due.clear()
+    for outbox in due:
+        outbox._flush()
 
 
 class Outbox:
     __slots__ = (
         "_batch",
         "_closed",
+        "_direct",
         "_frames",
         "_limit",
         "_on_overflow",
         "_pending",
+        "_scheduled",
+        "_sending",
         "_wakeup",
         "dropped",
         "overflowed",
     )
 
-    def __init__(self, limit: int, *, batch: bool, on_overflow: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        batch: bool,
+        on_overflow: Callable[[], None],
+        direct: DirectSink | None = None,
+    ) -> None:
         self._limit = limit
         self._batch = batch
         self._on_overflow = on_overflow
+        self._direct = direct
         self._frames: deque[str] = deque()
         self._pending = 0
         self._wakeup = asyncio.Event()
+        self._scheduled = False
+        """A write is already due (flush or sender wake-up): further puts this tick only append."""
+        self._sending = False
+        """The sender task holds frames it took: it writes until the queue is empty, flushes keep off."""
         self._closed = False
         self.overflowed = False
         self.dropped = 0
@@ -65,7 +105,14 @@ class Outbox:
             return False
         self._frames.append(frame)
         self._pending += size
-        self._wakeup.set()
+        if not self._scheduled:
+            self._scheduled = True
+            if self._direct is None:
+                self._wakeup.set()
+            else:
+                if not _due:
+                    asyncio.get_running_loop().call_soon(_flush_due)
+                _due.append(self)
         return True
 
     def close(self) -> None:
@@ -83,10 +130,27 @@ class Outbox:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while frames and not self.overflowed:
-                await write(self._take())
+            self._scheduled = False
+            self._sending = True
+            try:
+                while frames and not self.overflowed:
+                    await write(self._take())
+            finally:
+                self._sending = False
             if self._closed:
                 return
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._sending:
+            return
+        direct = self._direct
+        assert direct is not None
+        while self._frames and not self.overflowed:
+            if not direct.writable():
+                self._wakeup.set()  # the sender waits for the socket to drain, then writes the rest
+                return
+            direct.write_now(self._take())
 
     def _take(self) -> list[str]:
         frames = self._frames

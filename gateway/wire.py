@@ -74,23 +74,39 @@ class TransportWriter:
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
 
+    def writable(self) -> bool:
+        protocol = self._protocol
+        return protocol.writable.is_set() and self._open()
+
+    def write_now(self, texts: list[str]) -> None:
+        """Write ``texts`` as one ``transport.write``; only when :meth:`writable` said so this tick."""
+        if len(texts) == 1:
+            self._protocol.transport.write(text_frame(texts[0]))
+        else:
+            self._protocol.transport.write(b"".join(map(text_frame, texts)))
+
     async def write(self, texts: list[str]) -> None:
         protocol = self._protocol
         if not protocol.writable.is_set():
             await protocol.writable.wait()
-        if protocol.close_sent or protocol.conn.state is not State.OPEN or protocol.transport.is_closing():
+        if not self._open():
             raise ClientDisconnected
-        if len(texts) == 1:
-            protocol.transport.write(text_frame(texts[0]))
-        else:
-            protocol.transport.write(b"".join(map(text_frame, texts)))
+        self.write_now(texts)
+
+    def _open(self) -> bool:
+        protocol = self._protocol
+        return (
+            not protocol.close_sent
+            and protocol.conn.state is State.OPEN
+            and not protocol.transport.is_closing()
+        )
 
     async def close(self, code: int, reason: str, grace: float) -> None:
         # Not through ASGI: uvicorn's send waits for the buffer to drain first, which never happens for a
         # client that stopped reading. The close frame goes after what is buffered; if the client has not
         # read up to it and answered within the grace period, the connection is aborted, buffer and all.
         protocol = self._protocol
-        if protocol.close_sent or protocol.conn.state is not State.OPEN or protocol.transport.is_closing():
+        if not self._open():
             return
         protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         protocol.conn.send_close(code, reason)

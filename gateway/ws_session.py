@@ -27,7 +27,7 @@ from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
 from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
-from gateway.wire import writer_for
+from gateway.wire import TransportWriter, writer_for
 from shared import PROTOCOL_VERSION
 from shared.channels import Channel, is_valid_name
 from shared.codes import CloseCode, ErrorCode
@@ -95,10 +95,12 @@ class Session:
         auth_on = self._settings.auth_enabled
         self._grant: Grant | None = grant if auth_on else OPEN
         identity = grant.subject if grant is not None and grant.subject else name or self.client_id
+        writer = self._writer
         outbox = Outbox(
             self._settings.client_queue_bytes,
             batch=self._settings.batch_frames and dialect.native,
             on_overflow=self._overflowed,
+            direct=writer if isinstance(writer, TransportWriter) and dialect.native else None,
         )
         self._connection = Connection(self.client_id, identity, outbox)
         self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)

@@ -117,3 +117,27 @@ def test_a_client_that_never_reads_is_dropped_after_the_close_grace(start_gatewa
             assert http.get("/healthz").status_code == 200
     finally:
         sock.close()
+
+
+BATCHES = 40
+
+
+def test_a_client_that_pauses_reading_gets_everything_in_order(start_gateway: StartGateway) -> None:
+    """While its socket is full the sender task waits and takes over from the per-tick flush; once the
+    client reads again, every message arrives once and in order."""
+    gateway = start_gateway(env={"PULSE_CLIENT_QUEUE_BYTES": str(32 * 1024 * 1024)})
+    # max_queue=1: the client library stops reading the socket while the test is not receiving; a small
+    # receive buffer keeps the kernel from absorbing the backlog.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    with Client(gateway.ws_url, sock=sock, compression=None, max_queue=1) as client:
+        client.subscribe("data:pause")
+        payload = [{"values": {f"s{i}": float(i) for i in range(20)}}] * 500
+        with httpx.Client(base_url=gateway.http_url) as http:
+            # ~8 MB: more than the kernel's socket buffers and the transport's take on loopback.
+            for _ in range(BATCHES):
+                http.post("/api/publish/data:pause", json=payload).raise_for_status()
+            assert metric(gateway.http_url, "pulse_outbox_pending_bytes") > 0, "the socket never filled up"
+        offsets = [p["offset"] for p in client.pubs(BATCHES * 500, timeout=60)]
+        assert offsets == list(range(1, BATCHES * 500 + 1))
