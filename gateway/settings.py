@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     """Seconds a publication stays in a channel's history."""
     client_queue_bytes: Annotated[int, Field(ge=4 * KiB)] = 1 * MiB
     """Outbound bytes a connection may have pending before it is closed as a slow consumer (4001)."""
+    socket_send_buffer: Annotated[int, Field(ge=0)] = 256 * KiB
+    """Kernel send buffer per WebSocket (SO_SNDBUF; 0 leaves the kernel's autotuning, up to 4 MiB on
+    Linux). It bounds what a client that stops reading holds in the kernel, in front of its queue."""
     max_message_bytes: Annotated[int, Field(ge=256)] = 64 * KiB
     """Largest client frame; a bigger one closes the connection with 1009."""
     max_body_bytes: Annotated[int, Field(ge=1 * KiB)] = 4 * MiB

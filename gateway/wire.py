@@ -14,6 +14,7 @@ server, or a connection with permessage-deflate, uses the ASGI path, which behav
 
 import asyncio
 import contextlib
+import socket
 import struct
 from functools import lru_cache
 from typing import Protocol
@@ -71,8 +72,11 @@ class TransportWriter:
 
     direct = True
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+    def __init__(self, protocol: WebSocketsSansIOProtocol, send_buffer: int) -> None:
         self._protocol = protocol
+        sock = protocol.transport.get_extra_info("socket")
+        if send_buffer and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
 
     def writable(self) -> bool:
         protocol = self._protocol
@@ -136,11 +140,12 @@ class AsgiWriter:
             await asyncio.wait_for(self._websocket.close(code, reason), grace)
 
 
-def writer_for(websocket: WebSocket) -> FrameWriter:
-    """The fastest writer this connection allows."""
+def writer_for(websocket: WebSocket, *, send_buffer: int) -> FrameWriter:
+    """The fastest writer this connection allows; ``send_buffer`` sets the socket's SO_SNDBUF (0: the
+    kernel's own), where the writer can reach the socket."""
     protocol = getattr(websocket.scope.get(RAW_SEND), "__self__", None)
     if isinstance(protocol, WebSocketsSansIOProtocol) and not protocol.conn.extensions:
-        return TransportWriter(protocol)
+        return TransportWriter(protocol, send_buffer)
     return AsgiWriter(websocket)
 
 

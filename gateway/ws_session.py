@@ -86,7 +86,7 @@ class Session:
         dialect: Dialect = NATIVE,
     ) -> None:
         self._ws = websocket
-        self._writer = writer_for(websocket)
+        self._writer = writer_for(websocket, send_buffer=gateway.settings.socket_send_buffer)
         self._gateway = gateway
         self._dialect = dialect
         self._settings = gateway.settings

@@ -4,7 +4,9 @@ the connection allows it, and a client that never reads is dropped after its clo
 import base64
 import json
 import os
+import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -141,3 +143,25 @@ def test_a_client_that_pauses_reading_gets_everything_in_order(start_gateway: St
             assert metric(gateway.http_url, "pulse_outbox_pending_bytes") > 0, "the socket never filled up"
         offsets = [p["offset"] for p in client.pubs(BATCHES * 500, timeout=60)]
         assert offsets == list(range(1, BATCHES * 500 + 1))
+
+
+def kernel_send_buffer(server_port: int, client_port: int) -> int:
+    """SO_SNDBUF of the gateway's side of one connection, as ``ss`` reports it (``tb``)."""
+    shown = subprocess.run(
+        ["ss", "-tmnH", "state", "established", f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"\btb(\d+)", shown)
+    assert found, shown
+    return int(found.group(1))
+
+
+def test_the_kernel_send_buffer_is_capped(start_gateway: StartGateway) -> None:
+    """PULSE_SOCKET_SEND_BUFFER bounds what a client that stops reading holds in the kernel (Linux
+    reports twice the value set, for its bookkeeping)."""
+    gateway = start_gateway(env={"PULSE_SOCKET_SEND_BUFFER": str(128 * 1024)})
+    with Client(gateway.ws_url, compression=None) as client:
+        client_port = client.ws.socket.getsockname()[1]
+        assert kernel_send_buffer(gateway.port, client_port) == 2 * 128 * 1024
