@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from gateway import handshake
 from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
@@ -131,9 +132,24 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-# `:path` lets a channel with a `/` reach `_channel`, which answers the documented 400, not the router's 404.
+class AnyTextConvertor(Convertor[str]):
+    """Any path text, newlines and ``/`` included (``:path`` stops at a newline), so every malformed
+    channel reaches ``_channel`` and gets the documented 400 instead of the router's 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyTextConvertor())
+
+
 @router.post(
-    "/api/publish/{channel:path}",
+    "/api/publish/{channel:anytext}",
     response_model=PublishResult,
     responses=_ERRORS,
     openapi_extra={
@@ -215,7 +231,7 @@ async def list_channels(
     )
 
 
-@router.get("/api/channels/{channel:path}/history", response_model=HistoryPage, responses=_READ_ERRORS)
+@router.get("/api/channels/{channel:anytext}/history", response_model=HistoryPage, responses=_READ_ERRORS)
 async def channel_history(
     channel: ChannelPath,
     gateway: GatewayDep,

@@ -151,12 +151,15 @@ def test_gateway_with_auth_conforms_to_its_schema(start_gateway: StartGateway, i
     run_schemathesis(gateway, headers).check(expected)
 
 
-def test_a_channel_with_a_slash_gets_the_documented_400(gateway: GatewayProcess) -> None:
-    """A `/` in a channel, which schemathesis never generates, is a bad channel (400), not a 404."""
+def test_a_channel_with_a_slash_or_newline_gets_the_documented_400(gateway: GatewayProcess) -> None:
+    """A `/` or a newline in a channel (which Starlette's `:path` does not match) is a bad channel
+    (400), not a 404."""
     responses = [
         httpx.post(f"{gateway.http_url}/api/publish/chat:a%2Fb", json={"text": "hi"}),
         httpx.post(f"{gateway.http_url}/api/publish/chat:lobby/", json={"text": "hi"}),
+        httpx.post(f"{gateway.http_url}/api/publish/chat:a%0Ab", json={"text": "hi"}),
         httpx.get(f"{gateway.http_url}/api/channels/chat:a/b/history"),
+        httpx.get(f"{gateway.http_url}/api/channels/chat:a%0Ab/history"),
     ]
     for response in responses:
         assert response.status_code == 400, response.text
