@@ -69,7 +69,7 @@ class Config:
 
 
 FULL = Config((10, 100, 1000), 3.0, ((1000, 100), (1000, 1000)), (50, 500), 5000, 10.0)
-QUICK = Config((10, 100), 0.3, ((100, 100),), (20, 200), 200, 1.0)
+QUICK = Config((10,), 0.3, ((50, 100),), (10, 200), 100, 0.5)
 STUCK_SECONDS = 15.0
 """The stuck-subscriber runs last longer: the stuck client's backlog must fill the kernel's send buffer
 (``PULSE_SOCKET_SEND_BUFFER``, 256 KiB, which Linux doubles) and then pass the queue limit."""
