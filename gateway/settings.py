@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     """Seconds a publication stays in a channel's history."""
     client_queue_bytes: Annotated[int, Field(ge=4 * KiB)] = 1 * MiB
     """Outbound bytes a connection may have pending before it is closed as a slow consumer (4001)."""
+    gc_threshold: Annotated[int, Field(ge=0)] = 10_000
+    """Allocations between the cyclic garbage collector's young-generation runs (Python's own is 700;
+    0 keeps it). Ingest allocates several objects per point, and at 700 collection was a third of the
+    gateway's time."""
     socket_send_buffer: Annotated[int, Field(ge=0)] = 256 * KiB
     """Kernel send buffer per WebSocket (SO_SNDBUF; 0 leaves the kernel's autotuning, up to 4 MiB on
     Linux). It bounds what a client that stops reading holds in the kernel, in front of its queue."""
