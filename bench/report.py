@@ -57,3 +57,12 @@ def print_report(
     print(f"- Total time: {time.perf_counter() - began:.1f} s")
     print()
     print(body)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
+    """A markdown table with free columns; ``numeric`` right-aligns a column (one flag per column)."""
+    if len(numeric) != len(header):
+        raise ValueError(f"{len(header)} columns but {len(numeric)} alignment flags")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("--:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
