@@ -402,6 +402,66 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(results: list[Result]) -> str:
+    """The performance issue's fan-out targets (1-4), judged on this run's full-size scenarios."""
+    found = {(r.scenario, r.server): r for r in results}
+    rows: list[list[str]] = []
+    full = found.get(("(a) full speed, N=1000", "pulseboard"))
+    naive = found.get(("(a) full speed, N=1000", "naive"))
+    if full and naive and full.cpu_us is not None:
+        ratio = full.delivered_per_s / naive.delivered_per_s if naive.delivered_per_s else float("inf")
+        rows.append(
+            [
+                "1",
+                "full speed, N=1000: ≥ 5x naive, ≤ 2 µs CPU/delivery",
+                f"{ratio:.1f}x naive, {full.cpu_us:.2f} µs",
+                _verdict(ratio >= 5 and full.cpu_us <= 2),
+            ]
+        )
+    for rate, bound in ((100, 20.0), (1000, 200.0)):
+        fixed = found.get((f"(b) N=1000 x {rate} msg/s", "pulseboard"))
+        if fixed and fixed.p99_ms is not None:
+            rows.append(
+                [
+                    "2",
+                    f"N=1000 x {rate} msg/s: 100 %, p99 ≤ {bound:g} ms",
+                    f"{fixed.delivered_pct:.1f} %, p99 {fixed.p99_ms:.1f} ms",
+                    _verdict(fixed.delivered_pct >= 100 and fixed.p99_ms <= bound),
+                ]
+            )
+    calm = found.get(("(c) N=50 x 500 msg/s", "pulseboard"))
+    stuck = found.get(("(c) N=50 x 500 msg/s, 1 stuck", "pulseboard"))
+    if calm and stuck and calm.p99_ms is not None and stuck.p99_ms is not None:
+        closed = stuck.note.endswith("yes")
+        rows.append(
+            [
+                "3",
+                "one stuck subscriber: others ≥ 99.9 %, p99 within +1 ms, stuck one gets 4001",
+                f"{stuck.delivered_pct:.1f} %, p99 {calm.p99_ms:.1f} → {stuck.p99_ms:.1f} ms, "
+                f"4001: {'yes' if closed else 'no'}",
+                _verdict(stuck.delivered_pct >= 99.9 and stuck.p99_ms <= calm.p99_ms + 1 and closed),
+            ]
+        )
+    idle = next((r for r in results if r.server == "pulseboard" and r.scenario.startswith("(d)")), None)
+    if idle:
+        per = float(idle.note.split()[0])
+        rows.append(["4", "idle connection ≤ 35 KB RSS", f"{per:.1f} KB", _verdict(per <= 35)])
+    if not rows:
+        return (
+            "Targets: not judged here; they need the full run's scenarios (`python -m bench.fanout`). "
+            "The latest verdicts are in docs/benchmarks.md."
+        )
+    lines = ["| # | target | this run | verdict |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines.append("")
+    lines.append("Targets 5 (ingest) and 6 (deflate off by default) are in `bench.ingest` and the README.")
+    return "\n".join(lines)
+
+
 async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -> list[Result]:
     results: list[Result] = []
     kinds = [("pulseboard", True), ("pulseboard", False), ("naive", True), ("broadcast", True)]
@@ -464,9 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if shutil.which("taskset") else "not pinned"
     )
     notes = [f"Load generator: uvloop + picows, all subscribers in one process; {pinned}"]
-    print_report(
-        "Fan-out benchmark", quick=args.quick, command=command, notes=notes, began=began, body=report(results)
-    )
+    body = report(results) + "\n\n" + targets(results)
+    print_report("Fan-out benchmark", quick=args.quick, command=command, notes=notes, began=began, body=body)
     return 0
 
 
