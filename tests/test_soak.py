@@ -1,4 +1,4 @@
-"""Long runs: the two-minute soak that `make test` runs (``bench/soak.py`` as a subprocess: gateway,
+"""Long runs: the two-minute soak that `make test` runs (``bench/soak/`` as a subprocess: gateway,
 simulator, subscribers, churners, chatters and a dashboard consumer), and the soak's growth detector on
 synthetic series, so that its pass cannot be vacuous."""
 
@@ -10,16 +10,8 @@ import sys
 
 import pytest
 
-from bench.soak import (
-    MIN_SAMPLES,
-    Allowance,
-    Errors,
-    Position,
-    band_violations,
-    check_pub,
-    detect_growth,
-    theil_sen_slope,
-)
+from bench.soak.clients import Errors, Position, check_pub
+from bench.soak.growth import MIN_SAMPLES, Allowance, band_violations, detect_growth, theil_sen_slope
 from tests.servers import ROOT
 
 MIB = 1024 * 1024
