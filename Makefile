@@ -16,7 +16,7 @@ test: $(VENV)/.dev system-packages  ## Lint, type-check and run the whole test s
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 bench: $(VENV)/.dev system-packages  ## Quick runs of every benchmark (under 5 minutes); full commands in docs/benchmarks.md
 	$(BIN)/python -m bench.fanout --quick
