@@ -13,9 +13,12 @@ until it can, and hands back; connections without a direct sink are always writt
 """
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 MAX_PACKED_CHARS = 256 * 1024
 """Most the sender takes per write; as a packed array frame, well under clients' default 1 MiB limit."""
@@ -36,7 +39,13 @@ def _flush_due() -> None:
     due = _due[:]
     _due.clear()
     for outbox in due:
-        outbox._flush()
+        try:
+            outbox._flush()
+        except Exception as exc:
+            # One connection's failure must not leave the rest of this tick unwritten. Its sender task
+            # raises it instead, which ends that connection's session as a failed socket does.
+            log.warning("writing to a connection failed: %r", exc)
+            outbox._fail(exc)
 
 
 class Outbox:
@@ -44,6 +53,7 @@ class Outbox:
         "_batch",
         "_closed",
         "_direct",
+        "_error",
         "_frames",
         "_limit",
         "_on_overflow",
@@ -75,6 +85,7 @@ class Outbox:
         self._sending = False
         """The sender task holds frames it took: it writes until the queue is empty, flushes keep off."""
         self._closed = False
+        self._error: Exception | None = None
         self.overflowed = False
         self.dropped = 0
         """Messages discarded when the outbox overflowed."""
@@ -130,6 +141,8 @@ class Outbox:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._error is not None:
+                raise self._error
             self._scheduled = False
             self._sending = True
             try:
@@ -139,6 +152,11 @@ class Outbox:
                 self._sending = False
             if self._closed:
                 return
+
+    def _fail(self, error: Exception) -> None:
+        self._error = error
+        self._closed = True
+        self._wakeup.set()
 
     def _flush(self) -> None:
         self._scheduled = False
