@@ -1,6 +1,8 @@
 """Every WebSocket op and error code of protocol v1, against a real gateway process."""
 
 import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -208,6 +210,36 @@ def test_rate_limit_then_policy_close(start_gateway: StartGateway) -> None:
             while True:
                 client.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_a_flooding_client_is_closed_and_others_keep_their_round_trips(gateway: GatewayProcess) -> None:
+    """One client firing ops without pause gets rate_limited then 1008; meanwhile another client's pings
+    keep coming back promptly (never stalled behind the flood) and it stays connected."""
+    flood_closed: list[int | None] = []
+
+    def flood() -> None:
+        with Client(gateway.ws_url) as flooder:
+            op = json.dumps({"op": "publish", "channel": "data:flood", "data": {"values": {"a": 1.0}}})
+            try:
+                for _ in range(20_000):
+                    flooder.ws.send(op)
+                while True:
+                    flooder.recv(timeout=10)
+            except ConnectionClosed as closed:
+                flood_closed.append(closed.rcvd.code if closed.rcvd else None)
+
+    with Client(gateway.ws_url) as calm:
+        flooder = threading.Thread(target=flood)
+        flooder.start()
+        worst = 0.0
+        for _ in range(30):
+            started = time.monotonic()
+            assert calm.request({"op": "ping"})["type"] == "pong"
+            worst = max(worst, time.monotonic() - started)
+        flooder.join(30)
+        assert flood_closed == [1008]
+        assert worst < 1.0, f"a ping took {worst:.2f} s during the flood"
+        assert calm.request({"op": "ping"})["type"] == "pong"
 
 
 @pytest.mark.parametrize(
