@@ -278,7 +278,9 @@ def test_missing_or_refused_token_exits_3_saying_why(start_gateway: Callable[...
 def test_forbidden_channel_is_reported_once_and_counted(start_gateway: Callable[..., GatewayProcess]) -> None:
     """A 403 for every request shows the gateway's detail once, counts each as an error, exits 1."""
     gateway = start_gateway(env={"PULSE_SECRET": SECRET})
-    chat_only = mint_token(SECRET, "sim-chat", ttl=60, publish=["chat:*"])
+    # notify:* is allowed: a random walk that crosses a threshold raises an alert, and this test is about
+    # the one forbidden data channel.
+    no_data = mint_token(SECRET, "sim-chat", ttl=60, publish=["chat:*", "notify:*"])
     result = run_simulator(
         gateway.http_url,
         "--rate",
@@ -288,8 +290,10 @@ def test_forbidden_channel_is_reported_once_and_counted(start_gateway: Callable[
         "--channels",
         "1",
         "--no-chat",
+        "--seed",
+        "7",
         "--token",
-        chat_only,
+        no_data,
     )
     assert_clean_exit(result, 1)
     rejections = [line for line in result.stderr.splitlines() if "rejected" in line]
