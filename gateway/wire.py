@@ -35,9 +35,6 @@ CACHED_FRAME_CHARS = 4096
 class FrameWriter(Protocol):
     """Writes a batch of JSON texts as text frames; raises ``ClientDisconnected`` once the socket is gone."""
 
-    direct: bool
-    """Frames go straight to the transport (the fast path)."""
-
     async def write(self, texts: list[str]) -> None: ...
 
     async def close(self, code: int, reason: str, grace: float) -> None:
@@ -69,8 +66,6 @@ def _encode_frame(text: str) -> bytes:
 
 class TransportWriter:
     """Frames written straight to uvicorn's transport, coalesced into one write per call."""
-
-    direct = True
 
     def __init__(self, protocol: WebSocketsSansIOProtocol, send_buffer: int) -> None:
         self._protocol = protocol
@@ -125,8 +120,6 @@ class TransportWriter:
 
 class AsgiWriter:
     """Frames through the ASGI ``send``: any server, any extension; one frame per text."""
-
-    direct = False
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket

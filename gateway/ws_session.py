@@ -120,7 +120,7 @@ class Session:
         await hub.add(self._connection)
         self._metrics.connections_total += 1
         self._metrics.connections_open += 1
-        self._metrics.direct_writes_total += self._writer.direct
+        self._metrics.direct_writes_total += isinstance(self._writer, TransportWriter)
         if self._dialect.native:
             self.outbox.put(
                 encode(
