@@ -23,13 +23,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
 
 RAW_SEND = "pulse.raw_send"
 """Scope key under which :class:`RawSendMiddleware` leaves the server's own ``send`` callable."""
 
 CACHED_FRAME_CHARS = 4096
 """Frames up to this size are encoded once and reused (pub frames are shared by every subscriber)."""
+
+LARGE_FRAMES_CACHED = 16
+"""Larger frames (a tick's packed publications of a busy channel) are also shared by every subscriber,
+but only the most recent few are kept: each can be a few hundred KiB."""
 
 
 class FrameWriter(Protocol):
@@ -45,12 +48,18 @@ def text_frame(text: str) -> bytes:
     """One unmasked, unfragmented text frame holding ``text``."""
     if len(text) <= CACHED_FRAME_CHARS:
         return _shared_frame(text)
+    return _shared_large_frame(text)
+
+
+# Keyed by the str: the hub hands every subscriber the same object, whose hash Python caches, and a
+# dict lookup finds the same object without comparing its characters.
+@lru_cache(maxsize=2048)
+def _shared_frame(text: str) -> bytes:
     return _encode_frame(text)
 
 
-@lru_cache(maxsize=2048)
-def _shared_frame(text: str) -> bytes:
-    # Keyed by the str: the hub hands every subscriber the same object, whose hash Python caches.
+@lru_cache(maxsize=LARGE_FRAMES_CACHED)
+def _shared_large_frame(text: str) -> bytes:
     return _encode_frame(text)
 
 
@@ -67,22 +76,40 @@ def _encode_frame(text: str) -> bytes:
 class TransportWriter:
     """Frames written straight to uvicorn's transport, coalesced into one write per call."""
 
+    __slots__ = ("_close_sent", "_high_water", "_protocol", "_transport")
+
     def __init__(self, protocol: WebSocketsSansIOProtocol, send_buffer: int) -> None:
         self._protocol = protocol
-        sock = protocol.transport.get_extra_info("socket")
+        # Kept here rather than reached through the protocol: the per-tick flush checks and writes every
+        # connection in turn, and each object it touches per connection is a likely cache miss after
+        # the previous connection's system call.
+        self._transport = transport = protocol.transport
+        self._high_water = transport.get_write_buffer_limits()[1]
+        self._close_sent = False
+        sock = transport.get_extra_info("socket")
         if send_buffer and sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
 
     def writable(self) -> bool:
-        protocol = self._protocol
-        return protocol.writable.is_set() and self._open()
+        # The transport's own buffer size rather than the protocol's paused flag: the same condition
+        # (the transport pauses the protocol when it passes the high-water mark) without two more objects.
+        transport = self._transport
+        return (
+            not self._close_sent
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() <= self._high_water
+        )
+
+    def write_one(self, text: str) -> None:
+        """Write one frame; only when :meth:`writable` said so this tick."""
+        self._transport.write(text_frame(text))
 
     def write_now(self, texts: list[str]) -> None:
         """Write ``texts`` as one ``transport.write``; only when :meth:`writable` said so this tick."""
         if len(texts) == 1:
-            self._protocol.transport.write(text_frame(texts[0]))
+            self._transport.write(text_frame(texts[0]))
         else:
-            self._protocol.transport.write(b"".join(map(text_frame, texts)))
+            self._transport.write(b"".join(map(text_frame, texts)))
 
     async def write(self, texts: list[str]) -> None:
         protocol = self._protocol
@@ -93,12 +120,11 @@ class TransportWriter:
         self.write_now(texts)
 
     def _open(self) -> bool:
-        protocol = self._protocol
-        return (
-            not protocol.close_sent
-            and protocol.conn.state is State.OPEN
-            and not protocol.transport.is_closing()
-        )
+        # No data frame after a close frame. uvicorn closes the transport whenever the WebSocket leaves
+        # the OPEN state on its own (the peer's close, a protocol error, a keepalive timeout, shutdown);
+        # the application's close goes through :meth:`close`, which keeps the transport open for the
+        # reply and remembers it here (the session never closes a directly written connection via ASGI).
+        return not self._close_sent and not self._transport.is_closing()
 
     async def close(self, code: int, reason: str, grace: float) -> None:
         # Not through ASGI: uvicorn's send waits for the buffer to drain first, which never happens for a
@@ -110,7 +136,7 @@ class TransportWriter:
         protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         protocol.conn.send_close(code, reason)
         protocol.transport.write(b"".join(protocol.conn.data_to_send()))
-        protocol.close_sent = True
+        protocol.close_sent = self._close_sent = True
         if protocol.read_paused:
             protocol.read_paused = False
             protocol.transport.resume_reading()
