@@ -1,6 +1,11 @@
 """Fan-out: which local connections want which channel, and handing them each publication.
 
 Delivery never awaits: the hub appends the publication's prebuilt frame to each subscriber's outbox.
+A channel's publications (and chat events) of one event-loop tick are collected first and handed out
+together at the end of it, packed into one JSON array built once for every subscriber: a tick with k
+publications costs each subscriber one outbox entry, not k. Whoever joins or leaves a channel first has
+that channel's collected publications handed out, so each goes to exactly the subscribers it had when
+it was published.
 A new subscription is first *pending* (it collects live publications in a list) while its history is
 read; then history, and the pending publications newer than the history, go to the outbox and the
 subscription turns *live*. Reading history can await (a shared broker), so this is what keeps
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 
 from gateway.broker import Broker, Publication, PublishError
 from gateway.metrics import Metrics
-from gateway.outbox import Outbox
+from gateway.outbox import MAX_PACKED_CHARS, Outbox
 from shared.channels import Channel, Namespace
 from shared.codes import ErrorCode
 from shared.messages import (
@@ -62,6 +67,8 @@ class Hub:
         self._local: dict[str, int] = {}
         """Local subscriptions per channel, live or pending: the broker hears of the first and last."""
         self._clients: dict[str, Connection] = {}
+        self._this_tick: dict[str, list[str]] = {}
+        """Frames published per channel since the last hand-out, for the live subscribers."""
         self._listening: dict[str, asyncio.Future[None]] = {}
         """Channels whose first local subscriber is waiting for the broker to start listening: later
         subscribers wait for the same future, so none reads history before the broker listens."""
@@ -76,16 +83,12 @@ class Hub:
                 waiting.append(publication)
         live = self._live.get(channel)
         if live:
-            frame = publication.frame
-            for outbox in live:
-                outbox.put(frame)
+            self._collect(channel, publication.frame)
             self._metrics.messages_out += len(live)
 
     def on_event(self, channel: str, frame: str) -> None:
-        live = self._live.get(channel)
-        if live:
-            for outbox in live:
-                outbox.put(frame)
+        if self._live.get(channel):
+            self._collect(channel, frame)
 
     def on_direct(self, client_id: str, frame: str) -> bool:
         connection = self._clients.get(client_id)
@@ -100,6 +103,46 @@ class Hub:
         for connection in list(self._clients.values()):
             if channel in connection.channels:
                 connection.kick(1013, f"{channel}: publications lost in the broker; resubscribe")
+
+    # --- the per-tick hand-out ----------------------------------------------------------------
+
+    def _collect(self, channel: str, frame: str) -> None:
+        collected = self._this_tick.get(channel)
+        if collected is not None:
+            collected.append(frame)
+            return
+        if not self._this_tick:
+            asyncio.get_running_loop().call_soon(self._hand_out)
+        self._this_tick[channel] = [frame]
+
+    def _hand_out(self) -> None:
+        collected, self._this_tick = self._this_tick, {}
+        for channel, frames in collected.items():
+            self._deliver(channel, frames)
+
+    def _settle(self, channel: str) -> None:
+        """Hand out the channel's collected frames now: its set of subscribers is about to change."""
+        frames = self._this_tick.pop(channel, None)
+        if frames:
+            self._deliver(channel, frames)
+
+    def _deliver(self, channel: str, frames: list[str]) -> None:
+        live = self._live.get(channel)
+        if not live:
+            return
+        if len(frames) == 1:
+            frame = frames[0]
+            for outbox in live:
+                outbox.put(frame)
+            return
+        for chunk in _chunks(frames, MAX_PACKED_CHARS):
+            if len(chunk) == 1:
+                for outbox in live:
+                    outbox.put(chunk[0])
+                continue
+            packed = "[" + ",".join(chunk) + "]"
+            for outbox in live:
+                outbox.put_packed(chunk, packed)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -184,6 +227,7 @@ class Hub:
         for publication in waiting:
             if publication.offset > newest:
                 outbox.put(publication.frame)
+        self._settle(name)
         self._live.setdefault(name, set()).add(outbox)
         await self._broker.presence_add(channel, connection.presence)
         if channel.namespace is Namespace.CHAT:
@@ -222,6 +266,7 @@ class Hub:
                 del self._pending[name]
         live = self._live.get(name)
         if live is not None:
+            self._settle(name)
             live.discard(connection.outbox)
             if not live:
                 del self._live[name]
@@ -253,6 +298,20 @@ class Hub:
                 await asyncio.shield(waiting)
         elif delta < 0 and count == 0:
             await self._broker.unsubscribe(channel)
+
+
+def _chunks(frames: list[str], limit: int) -> Iterable[list[str]]:
+    """``frames`` in order, in runs of at most ``limit`` characters (a longer frame is a run alone)."""
+    chunk: list[str] = []
+    size = 0
+    for frame in frames:
+        if chunk and size + len(frame) > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(frame)
+        size += len(frame)
+    if chunk:
+        yield chunk
 
 
 def _fit(publications: list[Publication], room: int) -> list[Publication]:

@@ -5,11 +5,15 @@ up, and when it would pass its byte limit the outbox is marked overflowed, dropp
 closed as a slow consumer (4001).
 
 Writing happens once per tick per connection, whatever was queued in it: packed into one JSON-array
-frame when batching is on, else as separate frames in one socket write. A connection with a direct sink
-(``gateway.wire``: frames straight to the transport) is written by one callback per tick that goes over
-every outbox queued to since the last one, with no task switch per connection. The connection's sender
-task takes over whenever the socket cannot take more (its buffer is over the high-water mark), waits
-until it can, and hands back; connections without a direct sink are always written by their task.
+frame when batching is on, else as separate frames in one socket write. A channel's publications of one
+tick come in already packed (:meth:`Outbox.put_packed`, built once by the hub for every subscriber), so
+the common case costs one queue entry per connection per tick, not one per message.
+
+A connection with a direct sink (``gateway.wire``: frames straight to the transport) is written by one
+callback per tick that goes over every outbox queued to since the last one, with no task switch per
+connection. The connection's sender task takes over whenever the socket cannot take more (its buffer is
+over the high-water mark), waits until it can, and hands back; connections without a direct sink are
+always written by their task.
 """
 
 import asyncio
@@ -27,6 +31,8 @@ MAX_PACKED_CHARS = 256 * 1024
 class DirectSink(Protocol):
     def writable(self) -> bool:
         """The socket is open and its buffer below the high-water mark: a write now will not pile up."""
+
+    def write_one(self, text: str) -> None: ...
 
     def write_now(self, texts: list[str]) -> None: ...
 
@@ -57,6 +63,7 @@ class Outbox:
         "_frames",
         "_limit",
         "_on_overflow",
+        "_packed_counts",
         "_pending",
         "_scheduled",
         "_sending",
@@ -78,6 +85,9 @@ class Outbox:
         self._on_overflow = on_overflow
         self._direct = direct
         self._frames: deque[str] = deque()
+        """JSON texts to send: single messages (objects) and, when batching, packed arrays of them."""
+        self._packed_counts: deque[int] | None = None
+        """How many messages each queued packed array holds, oldest first (made on the first one)."""
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._scheduled = False
@@ -106,13 +116,7 @@ class Outbox:
             return False
         size = len(frame)
         if self._pending + size > self._limit:
-            self.overflowed = True
-            self._closed = True
-            self.dropped = len(self._frames) + 1
-            self._frames.clear()
-            self._pending = 0
-            self._wakeup.set()
-            self._on_overflow()
+            self._overflow(1)
             return False
         self._frames.append(frame)
         self._pending += size
@@ -125,6 +129,33 @@ class Outbox:
                     asyncio.get_running_loop().call_soon(_flush_due)
                 _due.append(self)
         return True
+
+    def put_packed(self, frames: list[str], packed: str) -> bool:
+        """Queue several JSON messages of one channel at once; ``packed`` is them as one JSON array,
+        shared by every subscriber. Without batching they are queued one by one."""
+        if not self._batch:
+            return all(self.put(frame) for frame in frames)
+        if self._closed:
+            return False
+        if self._pending + len(packed) > self._limit:
+            self._overflow(len(frames))
+            return False
+        counts = self._packed_counts
+        if counts is None:
+            counts = self._packed_counts = deque()
+        counts.append(len(frames))
+        return self.put(packed)
+
+    def _overflow(self, refused: int) -> None:
+        self.overflowed = True
+        self._closed = True
+        packed = self._packed_counts or ()
+        self.dropped = len(self._frames) - len(packed) + sum(packed) + refused
+        self._frames.clear()
+        self._packed_counts = None
+        self._pending = 0
+        self._wakeup.set()
+        self._on_overflow()
 
     def close(self) -> None:
         """Take no more messages; the sender still writes what is queued, then returns."""
@@ -164,25 +195,43 @@ class Outbox:
             return
         direct = self._direct
         assert direct is not None
-        while self._frames and not self.overflowed:
+        frames = self._frames
+        while frames and not self.overflowed:
             if not direct.writable():
                 self._wakeup.set()  # the sender waits for the socket to drain, then writes the rest
                 return
-            direct.write_now(self._take())
+            if len(frames) == 1:  # the common case: one message, or one channel's packed tick
+                text = frames.popleft()
+                self._pending -= len(text)
+                if text[0] == "[":
+                    self._unpacked()
+                direct.write_one(text)
+            else:
+                direct.write_now(self._take())
 
     def _take(self) -> list[str]:
         frames = self._frames
         if len(frames) == 1:
             frame = frames.popleft()
             self._pending -= len(frame)
+            if frame[0] == "[":
+                self._unpacked()
             return [frame]
         parts = []
         size = 0
         while frames and size < MAX_PACKED_CHARS:
             frame = frames.popleft()
-            parts.append(frame)
             size += len(frame)
+            if frame[0] == "[":
+                self._unpacked()
+            parts.append(frame)
         self._pending -= size
         if self._batch and len(parts) > 1:
-            return ["[" + ",".join(parts) + "]"]
+            # Packed arrays among them are opened up: their messages join the others in one array.
+            return ["[" + ",".join(p[1:-1] if p[0] == "[" else p for p in parts) + "]"]
         return parts
+
+    def _unpacked(self) -> None:
+        counts = self._packed_counts
+        assert counts is not None
+        counts.popleft()

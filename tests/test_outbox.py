@@ -17,6 +17,9 @@ class Sink:
     def writable(self) -> bool:
         return self.is_writable
 
+    def write_one(self, text: str) -> None:
+        self.write_now([text])
+
     def write_now(self, texts: list[str]) -> None:
         if self.fails:
             raise OSError("the socket broke")
