@@ -1,8 +1,9 @@
-"""Fan-out of Pulseboard next to the naive ``ConnectionManager`` and a ``websockets`` ``broadcast()`` server.
+"""Fan-out of Pulseboard next to the naive ``ConnectionManager``, a ``websockets`` ``broadcast()`` server
+and the floor (a bare loop of one ``transport.write`` per client per message).
 
 Run from the repository root::
 
-    python -m bench.fanout           # full: N = 10/100/1000, 5 000 idle connections (a few minutes)
+    python -m bench.fanout           # full: N = 10/100/1000, 5 000 idle connections (about 15 minutes)
     python -m bench.fanout --quick   # small N and short runs: checks the harness, not the speed
 
 One invocation measures every server with the same load generator (uvloop + picows, a Cython
@@ -13,16 +14,19 @@ A publisher connection sends the messages over the WebSocket; the server fans ea
 subscribers. Pulseboard gets them as ``publish`` ops on ``data:bench`` (validated, given offsets, kept in
 history), the baselines as plain text they broadcast.
 
-Scenarios: (a) the publisher at full speed, N = 10/100/1000 (Pulseboard also with array packing off);
-(b) fixed rates, N=1000 x 100 msg/s and N=1000 x 1000 msg/s; (c) N=50 x 500 msg/s, without and with one
-subscriber that never reads; (d) idle connections. Reported: delivered messages/s, % delivered,
-publish-to-receive latency p50/p99 (same clock, sampled on 10 subscribers), server CPU microseconds per
-delivered message, RSS per idle connection, and each figure's ratio to the baselines.
+Scenarios: (a) the publisher at full speed (at most ``WINDOW`` messages ahead of the slowest
+subscriber), N = 10/100/1000 (Pulseboard also with array packing off); (b) fixed rates, N=1000 x 100 msg/s
+and N=1000 x 1000 msg/s; (c) N=50 x 500 msg/s, without and with one subscriber that never reads,
+interleaved; (d) idle connections. The latency scenarios (b) and (c) are run ``repeats`` times and pooled.
+Reported: delivered messages/s, % delivered, publish-to-receive latency p50/p99 (same clock, sampled on
+10 subscribers), server CPU microseconds per delivered message, RSS per idle connection, and each
+figure's ratio to the baselines.
 """
 
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -66,10 +70,12 @@ class Config:
     stuck: tuple[int, int]
     idle: int
     drain_seconds: float
+    repeats: int
+    """Runs pooled for each latency scenario, (b) and (c): one run's p99 is mostly this machine's noise."""
 
 
-FULL = Config((10, 100, 1000), 3.0, ((1000, 100), (1000, 1000)), (50, 500), 5000, 10.0)
-QUICK = Config((10,), 0.3, ((50, 100),), (10, 200), 100, 0.5)
+FULL = Config((10, 100, 1000), 3.0, ((1000, 100), (1000, 1000)), (50, 500), 5000, 10.0, 3)
+QUICK = Config((10,), 0.3, ((50, 100),), (10, 200), 100, 0.5, 1)
 STUCK_SECONDS = 15.0
 """The stuck-subscriber runs last longer: the stuck client's backlog must fill the kernel's send buffer
 (``PULSE_SOCKET_SEND_BUFFER``, 256 KiB, which Linux doubles) and then pass the queue limit."""
@@ -120,6 +126,8 @@ def start_server(kind: str, workdir: Path, *, batch: bool = True) -> Server:
             sys.executable, "-m", "uvicorn", "bench.baselines.naive_manager:app", "--port", str(port),
             "--ws", "websockets-sansio", "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
+    elif kind == "floor":
+        args = [sys.executable, "-m", "bench.baselines.floor_server", "--port", str(port)]
     else:
         args = [sys.executable, "-m", "bench.baselines.broadcast_server", "--port", str(port)]
     log = (workdir / f"{kind}-{port}.log").open("ab")
@@ -148,36 +156,34 @@ def publish_message(pulse: bool, seq: int) -> str:
 
 
 WINDOW = 2000
-"""Full speed: messages the publisher may have sent and not yet seen answered (its ack, or for a
-baseline its own broadcast copy). Without a window the publisher only measures how fast it can fill
-the server's socket buffers; with one, it goes exactly as fast as the server takes messages in."""
+"""Full speed: messages the publisher may be ahead of the slowest subscriber. Without a window the
+publisher only measures how fast it can fill the server's buffers (and a server that takes messages in
+faster than the load generator reads them cuts its subscribers as slow consumers); with one, it goes
+exactly as fast as every subscriber receives."""
 
 
-async def _publish(url: str, pulse: bool, rate: int | None, seconds: float) -> int:
+async def _publish(
+    url: str, pulse: bool, rate: int | None, seconds: float, slowest: "Synchronized[int]"
+) -> int:
     publisher = await connect(url, proxy=None, max_size=None, compression=None, ping_interval=None)
-    answered = 0
-    answer = b'"ack"' if pulse else MARKER
-    progress = asyncio.Event()
 
-    async def read_answers() -> None:
-        nonlocal answered
+    async def drain_answers() -> None:
+        # Its acks (or a baseline's copy of its own messages) are read and dropped, so they never
+        # back up into the server.
         with contextlib.suppress(Exception):
             while True:
-                answered += (await publisher.recv(decode=False)).count(answer)
-                progress.set()
+                await publisher.recv(decode=False)
 
-    reader = asyncio.get_running_loop().create_task(read_answers())
+    reader = asyncio.get_running_loop().create_task(drain_answers())
     began = time.monotonic()
     sent = 0
     if rate is None:
         while time.monotonic() - began < seconds:
-            while sent - answered >= WINDOW:
-                progress.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(progress.wait(), 1.0)
-                if time.monotonic() - began >= seconds:
-                    break
-            for _ in range(min(100, WINDOW - (sent - answered))):
+            ahead = sent - slowest.value
+            if ahead >= WINDOW:
+                await asyncio.sleep(0.001)
+                continue
+            for _ in range(min(100, WINDOW - ahead)):
                 await publisher.send(publish_message(pulse, sent))
                 sent += 1
     else:
@@ -195,11 +201,16 @@ async def _publish(url: str, pulse: bool, rate: int | None, seconds: float) -> i
 
 
 def publisher_process(
-    url: str, pulse: bool, rate: int | None, seconds: float, sent: "Synchronized[int]"
+    url: str,
+    pulse: bool,
+    rate: int | None,
+    seconds: float,
+    sent: "Synchronized[int]",
+    slowest: "Synchronized[int]",
 ) -> None:
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {LOAD_CPU})
-    sent.value = uvloop.run(_publish(url, pulse, rate, seconds))
+    sent.value = uvloop.run(_publish(url, pulse, rate, seconds, slowest))
 
 
 # --- the subscribers -------------------------------------------------------------------------------
@@ -288,38 +299,64 @@ class Result:
     note: str = ""
 
 
-async def run_fanout(
-    server: Server,
-    scenario: str,
-    n: int,
-    rate: int | None,
-    seconds: float,
-    drain: float,
-    *,
-    stuck: bool = False,
-) -> Result:
+@dataclass(frozen=True)
+class Run:
+    """One measured run of a fan-out scenario, before runs are pooled into a :class:`Result`."""
+
+    sent: int
+    delivered: int
+    expected: int
+    window: float
+    cpu: float
+    latencies: list[float]
+    slow_closed: int
+
+
+async def measure(
+    server: Server, n: int, rate: int | None, seconds: float, drain: float, *, stuck: bool = False
+) -> Run:
     tally = Tally([0] * n)
     subscribers = await open_all(server, n, tally)
     stuck_ws = await stuck_subscriber(server) if stuck else None
     await asyncio.sleep(0.2)
     sent_value = SPAWN.Value("q", 0)
+    slowest = SPAWN.Value("q", 0, lock=False)
     process = SPAWN.Process(
-        target=publisher_process, args=(server.url, server.pulse, rate, seconds, sent_value)
+        target=publisher_process, args=(server.url, server.pulse, rate, seconds, sent_value, slowest)
     )
-    cpu_before = server.cpu_seconds()
-    began = time.monotonic()
-    process.start()
-    await asyncio.to_thread(process.join)
-    sent = int(sent_value.value)
-    expected = sent * n
-    deadline = time.monotonic() + drain
-    # Polled: the counters are plain ints bumped by 1000 reader tasks, an Event per message would cost more.
-    while sum(tally.received) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    window = time.monotonic() - began
-    delivered = sum(tally.received)
-    cpu = server.cpu_seconds() - cpu_before
-    note = ""
+
+    async def report_slowest() -> None:
+        received = tally.received
+        while True:
+            slowest.value = min(received)
+            await asyncio.sleep(0.002)
+
+    # The load generator's own cyclic GC paused while it measures: with 1000 connections' objects to
+    # scan, its collections stalled the reading of every socket for tens of milliseconds at a time,
+    # which showed up as the servers' latency (the floor server's p99 went from 83 ms to 6-12 ms).
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        cpu_before = server.cpu_seconds()
+        began = time.monotonic()
+        process.start()
+        reporter = asyncio.get_running_loop().create_task(report_slowest())
+        await asyncio.to_thread(process.join)
+        reporter.cancel()
+        sent = int(sent_value.value)
+        expected = sent * n
+        deadline = time.monotonic() + drain
+        # Polled: the counters are plain ints bumped by 1000 readers, an Event per message would cost more.
+        while sum(tally.received) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        window = time.monotonic() - began
+        delivered = sum(tally.received)
+        cpu = server.cpu_seconds() - cpu_before
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    closed = 0
     if server.pulse:
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)).text
@@ -327,26 +364,58 @@ async def run_fanout(
         slow = int(found.group(1)) if found else 0
         closed = slow - server.slow_disconnects
         server.slow_disconnects = slow
-        if stuck:
-            note = f"stuck client closed with 4001: {'yes' if closed >= 1 else 'no'}"
-        elif closed:
-            note = f"{closed} connections closed with 4001 (could not keep up)"
     for transport in subscribers:
         transport.underlying_transport.abort()
     if stuck_ws is not None:
         stuck_ws.transport.abort()
     await asyncio.sleep(0.3)
-    lat = sorted(tally.latencies)
+    return Run(sent, delivered, expected, window, cpu, tally.latencies, closed)
+
+
+def pooled(server: Server, scenario: str, runs: list[Run], *, stuck: bool = False) -> Result:
+    """One row from several runs: deliveries and CPU summed, latency percentiles over all samples."""
+    delivered = sum(run.delivered for run in runs)
+    expected = sum(run.expected for run in runs)
+    cpu = sum(run.cpu for run in runs)
+    lat = sorted(x for run in runs for x in run.latencies)
+    closed = [run.slow_closed for run in runs]
+    notes = [f"{len(runs)} runs pooled"] if len(runs) > 1 else []
+    if stuck and server.pulse:
+        notes.append(f"stuck client closed with 4001: {'yes' if all(closed) else 'no'}")
+        if len(runs) > 1:
+            notes[-1] += f" ({sum(1 for c in closed if c)}/{len(runs)})"
+    elif any(closed):
+        notes.append(f"{sum(closed)} connections closed with 4001 (could not keep up)")
     return Result(
         server.name,
         scenario,
-        delivered / window,
+        delivered / sum(run.window for run in runs),
         100.0 * delivered / expected if expected else 0.0,
         1000 * lat[len(lat) // 2] if lat else None,
         1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
         1e6 * cpu / delivered if delivered else None,
-        note,
+        "; ".join(notes),
     )
+
+
+async def run_fanout(
+    server: Server, scenario: str, n: int, rate: int | None, seconds: float, drain: float, *, repeats: int = 1
+) -> Result:
+    runs = [await measure(server, n, rate, seconds, drain) for _ in range(repeats)]
+    return pooled(server, scenario, runs)
+
+
+async def run_stuck_pair(
+    server: Server, scenario: str, n: int, rate: int, seconds: float, drain: float, *, repeats: int
+) -> list[Result]:
+    """Without and with a subscriber that never reads, interleaved ``repeats`` times: the two rows'
+    latencies are then compared across the same stretch of the machine's noise, not two moments of it."""
+    calm: list[Run] = []
+    stuck: list[Run] = []
+    for _ in range(repeats):
+        calm.append(await measure(server, n, rate, seconds, drain))
+        stuck.append(await measure(server, n, rate, seconds, drain, stuck=True))
+    return [pooled(server, scenario, calm), pooled(server, f"{scenario}, 1 stuck", stuck, stuck=True)]
 
 
 async def run_idle(server: Server, n: int) -> Result:
@@ -375,16 +444,19 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+BASELINES = ("naive", "broadcast", "floor")
+
+
 def report(results: list[Result]) -> str:
     lines = [
         "| scenario | server | delivered msg/s | delivered | p50 ms | p99 ms | CPU µs/msg | vs naive "
-        "| vs broadcast | notes |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| vs broadcast | vs floor | notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     by_key = {(r.scenario, r.server): r for r in results}
     for r in results:
         ratios = []
-        for base in ("naive", "broadcast"):
+        for base in BASELINES:
             other = by_key.get((r.scenario, base))
             if other is None or r.server == base or r.scenario.startswith("(d)"):
                 ratios.append("-")
@@ -397,13 +469,21 @@ def report(results: list[Result]) -> str:
         cpu = "-" if r.cpu_us is None else f"{r.cpu_us:.2f}"
         lines.append(
             f"| {r.scenario} | {r.server} | {rate} | {pct} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {cpu} | "
-            f"{ratios[0]} | {ratios[1]} | {r.note} |"
+            f"{' | '.join(ratios)} | {r.note} |"
         )
     return "\n".join(lines)
 
 
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
+
+
+def _floor_p99(found: dict[tuple[str, str], Result], *scenarios: str) -> str:
+    """The floor server's p99 in the same scenarios: what this machine allows with one write per frame."""
+    figures = [found.get((scenario, "floor")) for scenario in scenarios]
+    if not all(f is not None and f.p99_ms is not None for f in figures):
+        return ""
+    return " (floor server: " + " → ".join(f"{f.p99_ms:.1f}" for f in figures if f and f.p99_ms) + " ms)"
 
 
 def targets(results: list[Result]) -> str:
@@ -429,20 +509,22 @@ def targets(results: list[Result]) -> str:
                 [
                     "2",
                     f"N=1000 x {rate} msg/s: 100 %, p99 ≤ {bound:g} ms",
-                    f"{fixed.delivered_pct:.1f} %, p99 {fixed.p99_ms:.1f} ms",
+                    f"{fixed.delivered_pct:.1f} %, p99 {fixed.p99_ms:.1f} ms"
+                    + _floor_p99(found, f"(b) N=1000 x {rate} msg/s"),
                     _verdict(fixed.delivered_pct >= 100 and fixed.p99_ms <= bound),
                 ]
             )
     calm = found.get(("(c) N=50 x 500 msg/s", "pulseboard"))
     stuck = found.get(("(c) N=50 x 500 msg/s, 1 stuck", "pulseboard"))
     if calm and stuck and calm.p99_ms is not None and stuck.p99_ms is not None:
-        closed = stuck.note.endswith("yes")
+        closed = "closed with 4001: yes" in stuck.note
         rows.append(
             [
                 "3",
                 "one stuck subscriber: others ≥ 99.9 %, p99 within +1 ms, stuck one gets 4001",
                 f"{stuck.delivered_pct:.1f} %, p99 {calm.p99_ms:.1f} → {stuck.p99_ms:.1f} ms, "
-                f"4001: {'yes' if closed else 'no'}",
+                f"4001: {'yes' if closed else 'no'}"
+                + _floor_p99(found, "(c) N=50 x 500 msg/s", "(c) N=50 x 500 msg/s, 1 stuck"),
                 _verdict(stuck.delivered_pct >= 99.9 and stuck.p99_ms <= calm.p99_ms + 1 and closed),
             ]
         )
@@ -464,7 +546,13 @@ def targets(results: list[Result]) -> str:
 
 async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -> list[Result]:
     results: list[Result] = []
-    kinds = [("pulseboard", True), ("pulseboard", False), ("naive", True), ("broadcast", True)]
+    kinds = [
+        ("pulseboard", True),
+        ("pulseboard", False),
+        ("floor", True),
+        ("naive", True),
+        ("broadcast", True),
+    ]
     for kind, batch in kinds:
         if kind not in only:
             continue
@@ -481,25 +569,20 @@ async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -
             for n, rate in config.fixed:
                 results.append(
                     await run_fanout(
-                        server, f"(b) N={n} x {rate} msg/s", n, rate, config.seconds, config.drain_seconds
+                        server,
+                        f"(b) N={n} x {rate} msg/s",
+                        n,
+                        rate,
+                        config.seconds,
+                        config.drain_seconds,
+                        repeats=config.repeats,
                     )
                 )
             n, rate = config.stuck
             seconds = max(config.seconds, STUCK_SECONDS) if not quick else config.seconds
-            results.append(
-                await run_fanout(server, f"(c) N={n} x {rate} msg/s", n, rate, seconds, config.drain_seconds)
-            )
-            seconds = max(config.seconds, STUCK_SECONDS) if not quick else config.seconds
-            results.append(
-                await run_fanout(
-                    server,
-                    f"(c) N={n} x {rate} msg/s, 1 stuck",
-                    n,
-                    rate,
-                    seconds,
-                    config.drain_seconds,
-                    stuck=True,
-                )
+            scenario = f"(c) N={n} x {rate} msg/s"
+            results += await run_stuck_pair(
+                server, scenario, n, rate, seconds, config.drain_seconds, repeats=config.repeats
             )
             results.append(await run_idle(server, config.idle))
         finally:
@@ -510,7 +593,9 @@ async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N, short runs: checks the harness works")
-    parser.add_argument("--servers", default="pulseboard,naive,broadcast", help="comma-separated subset")
+    parser.add_argument(
+        "--servers", default="pulseboard,floor,naive,broadcast", help="comma-separated subset"
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
