@@ -61,9 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_http.router)
     app.add_exception_handler(PublishError, api_http.broker_unavailable)
-    app.include_router(ws_session.router)
     app.include_router(classic.router)
     web.mount(app)
+    # The later one added wraps the earlier: RawSendMiddleware, outermost, keeps the server's own send
+    # for the native endpoint's direct writer.
+    app.add_middleware(ws_session.NativeEndpoint)
     app.add_middleware(RawSendMiddleware)
     return app
 
