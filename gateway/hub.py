@@ -133,16 +133,16 @@ class Hub:
         if len(frames) == 1:
             frame = frames[0]
             for outbox in live:
-                outbox.offer(frame)
+                outbox.put(frame)
             return
         for chunk in _chunks(frames, MAX_PACKED_CHARS):
             if len(chunk) == 1:
                 for outbox in live:
-                    outbox.offer(chunk[0])
+                    outbox.put(chunk[0])
                 continue
             packed = "[" + ",".join(chunk) + "]"
             for outbox in live:
-                outbox.offer_packed(chunk, packed)
+                outbox.put_packed(chunk, packed)
 
     # --- connections ---------------------------------------------------------------------------
 

@@ -146,48 +146,6 @@ class Outbox:
         counts.append(len(frames))
         return self.put(packed)
 
-    def offer(self, frame: str) -> None:
-        """:meth:`put`, except that an idle outbox whose socket can take it now writes it at once.
-
-        For the hub's hand-out, which runs once per tick after everything of the tick was collected:
-        there is nothing left to coalesce with, and writing now saves queueing and flushing it later.
-        """
-        if self._idle():
-            self._write_now(frame)
-        else:
-            self.put(frame)
-
-    def offer_packed(self, frames: list[str], packed: str) -> None:
-        """:meth:`put_packed`, written at once like :meth:`offer`."""
-        if self._idle():
-            self._write_now(packed if self._batch else frames)
-        else:
-            self.put_packed(frames, packed)
-
-    def _idle(self) -> bool:
-        direct = self._direct
-        return (
-            direct is not None
-            and not self._scheduled
-            and not self._sending
-            and not self._closed
-            and not self._frames
-            and direct.writable()
-        )
-
-    def _write_now(self, texts: str | list[str]) -> None:
-        direct = self._direct
-        assert direct is not None
-        try:
-            if isinstance(texts, str):
-                direct.write_one(texts)
-            else:
-                direct.write_now(texts)
-        except Exception as exc:
-            # As in the per-tick flush: this connection ends, the hand-out goes on to the others.
-            log.warning("writing to a connection failed: %r", exc)
-            self._fail(exc)
-
     def _overflow(self, refused: int) -> None:
         self.overflowed = True
         self._closed = True

@@ -99,35 +99,3 @@ def test_one_failing_connection_does_not_stall_the_others_in_its_tick() -> None:
     healthy, error = asyncio.run(run())
     assert healthy == [["delivered"]]
     assert isinstance(error, OSError)
-
-
-def test_an_offer_is_written_at_once_only_when_nothing_is_queued_and_the_socket_takes_it() -> None:
-    """The hub's hand-out: an idle outbox writes at once; one with something queued queues behind it,
-    so order holds; a full socket queues; a failing write ends only that outbox's sender."""
-
-    async def run() -> tuple[Sink, Sink, Sink, BaseException | None]:
-        idle, busy, full, broken = Sink(), Sink(), Sink(), Sink(fails=True)
-        outbox_for(idle).offer("now")
-        busy_outbox = outbox_for(busy)
-        busy_outbox.put("queued first")
-        busy_outbox.offer("then this")
-        full.is_writable = False
-        full_outbox = outbox_for(full)
-        full_outbox.offer("waits")
-        written_at_once = (list(idle.writes), list(busy.writes), list(full.writes))
-        assert written_at_once == ([["now"]], [], [])
-        broken_outbox = outbox_for(broken)
-
-        async def write(texts: list[str]) -> None:
-            raise AssertionError("the broken connection's sender must not write")
-
-        sender = asyncio.create_task(broken_outbox.run(write))
-        broken_outbox.offer("lost")
-        await asyncio.wait({sender}, timeout=1)
-        return idle, busy, full, sender.exception() if sender.done() else None
-
-    idle, busy, full, error = asyncio.run(run())
-    assert idle.writes == [["now"]]
-    assert busy.writes == [["queued first", "then this"]], "one write on the next tick, in order"
-    assert full.writes == [], "nothing while the socket cannot take more"
-    assert isinstance(error, OSError)
