@@ -217,9 +217,9 @@ class Outbox:
             if frame[0] == "[":
                 self._unpacked()
             return [frame]
-        parts = []
+        parts: list[str] = []
         size = 0
-        while frames and size < MAX_PACKED_CHARS:
+        while frames and (not parts or size + len(frames[0]) <= MAX_PACKED_CHARS):
             frame = frames.popleft()
             size += len(frame)
             if frame[0] == "[":
