@@ -6,6 +6,7 @@ together at the end of it, packed into one JSON array built once for every subsc
 publications costs each subscriber one outbox entry, not k. Whoever joins or leaves a channel first has
 that channel's collected publications handed out, so each goes to exactly the subscribers it had when
 it was published.
+
 A new subscription is first *pending* (it collects live publications in a list) while its history is
 read; then history, and the pending publications newer than the history, go to the outbox and the
 subscription turns *live*. Reading history can await (a shared broker), so this is what keeps

@@ -93,12 +93,7 @@ class TransportWriter:
     def writable(self) -> bool:
         # The transport's own buffer size rather than the protocol's paused flag: the same condition
         # (the transport pauses the protocol when it passes the high-water mark) without two more objects.
-        transport = self._transport
-        return (
-            not self._close_sent
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() <= self._high_water
-        )
+        return self._open() and self._transport.get_write_buffer_size() <= self._high_water
 
     def write_one(self, text: str) -> None:
         """Write one frame; only when :meth:`writable` said so this tick."""
@@ -107,7 +102,7 @@ class TransportWriter:
     def write_now(self, texts: list[str]) -> None:
         """Write ``texts`` as one ``transport.write``; only when :meth:`writable` said so this tick."""
         if len(texts) == 1:
-            self._transport.write(text_frame(texts[0]))
+            self.write_one(texts[0])
         else:
             self._transport.write(b"".join(map(text_frame, texts)))
 
