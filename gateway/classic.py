@@ -88,7 +88,7 @@ class ChatDialect(Dialect):
             return _error(message)
         return None
 
-    async def follow(self, gateway: Gateway, apply: Apply) -> None:
+    async def join(self, gateway: Gateway, apply: Apply) -> None:
         await apply(SubscribeOp(op="subscribe", channel=self.room))
 
 

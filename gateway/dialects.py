@@ -27,6 +27,10 @@ class Dialect:
         """An outgoing protocol frame (one message) as the client should see it; None drops it."""
         return frame
 
+    async def join(self, gateway: Gateway, apply: Apply) -> None:
+        """Runs before the client's first frame is read: subscriptions a message it sends at once must
+        already find (a classic chat client sees its own message come back)."""
+
     async def follow(self, gateway: Gateway, apply: Apply) -> None:
         """Runs for the session's lifetime, from the start: a dialect subscribes its client here."""
 

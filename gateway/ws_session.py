@@ -135,11 +135,14 @@ class Session:
         else:
             self._expire_with(self._grant)
         sender = asyncio.create_task(self.outbox.run(self._send), name=f"send-{self.client_id}")
-        reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
-        follower = asyncio.create_task(
-            self._dialect.follow(self._gateway, self.apply), name=f"follow-{self.client_id}"
-        )
+        tasks: list[asyncio.Task[Any]] = [sender]
         try:
+            await self._dialect.join(self._gateway, self.apply)
+            reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
+            follower = asyncio.create_task(
+                self._dialect.follow(self._gateway, self.apply), name=f"follow-{self.client_id}"
+            )
+            tasks += [reader, follower]
             waiting: set[asyncio.Future[Any]] = {sender, reader, self._close_request}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             request = self._decide(sender, reader)
@@ -147,7 +150,7 @@ class Session:
             if request is not None:
                 await self._close(sender, request)
         finally:
-            for task in (follower, reader, sender):
+            for task in reversed(tasks):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
