@@ -201,22 +201,14 @@ class Outbox:
                 self._wakeup.set()  # the sender waits for the socket to drain, then writes the rest
                 return
             if len(frames) == 1:  # the common case: one message, or one channel's packed tick
-                text = frames.popleft()
-                self._pending -= len(text)
-                if text[0] == "[":
-                    self._unpacked()
-                direct.write_one(text)
+                direct.write_one(self._take_one())
             else:
                 direct.write_now(self._take())
 
     def _take(self) -> list[str]:
         frames = self._frames
         if len(frames) == 1:
-            frame = frames.popleft()
-            self._pending -= len(frame)
-            if frame[0] == "[":
-                self._unpacked()
-            return [frame]
+            return [self._take_one()]
         parts: list[str] = []
         size = 0
         while frames and (not parts or size + len(frames[0]) <= MAX_PACKED_CHARS):
@@ -230,6 +222,13 @@ class Outbox:
             # Packed arrays among them are opened up: their messages join the others in one array.
             return ["[" + ",".join(p[1:-1] if p[0] == "[" else p for p in parts) + "]"]
         return parts
+
+    def _take_one(self) -> str:
+        frame = self._frames.popleft()
+        self._pending -= len(frame)
+        if frame[0] == "[":
+            self._unpacked()
+        return frame
 
     def _unpacked(self) -> None:
         counts = self._packed_counts
