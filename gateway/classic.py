@@ -1,15 +1,17 @@
 """The classic WebSocket endpoints of the common tutorials, done over the same session, hub and limits.
 
 - ``/ws/echo``: echoes each frame back (text as text, bytes as bytes; JSON is text, so it comes back as
-  the same JSON). Size and rate limits apply; nothing else is involved.
+  the same JSON). It is admitted like every endpoint (origin, token, connection caps, metrics); size and
+  rate limits apply; the hub is not involved.
 - ``/ws/chat/{room}?client_id=...``: plain-text chat in ``chat:<room>``. Each text frame (or
   ``{"message": ...}``) is published; every message arrives as ``{"client_id", "message", "timestamp"}``,
   and joins and leaves as the same shape with ``"system": true``.
 - ``/ws/notifications``: every ``notify:`` channel (``?channel=notify:x`` to pick), as
   ``{"channel", "level", "title", "body", "timestamp"}``.
 
-They are dialects (``gateway/dialects.py``) of the one session: the hub fans out to them like to any
-``/ws`` client. With auth on they need an ``Authorization: Bearer`` header (they have no ``auth`` op).
+Chat and notifications are dialects (``gateway/dialects.py``) of the one session: the hub fans out to
+them like to any ``/ws`` client. With auth on all three need an ``Authorization: Bearer`` header (they
+have no ``auth`` op).
 """
 
 import asyncio
@@ -20,14 +22,14 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from pydantic_core import from_json
-from starlette.responses import PlainTextResponse
 
-from gateway.auth import origin_allowed
+from gateway.admission import admit, close_reason, deny
 from gateway.deps import GatewayDep
 from gateway.dialects import Apply, Dialect
 from gateway.ratelimit import TokenBucket
+from gateway.settings import Settings
 from gateway.state import Gateway
-from gateway.ws_session import close_reason, serve
+from gateway.ws_session import serve
 from shared.channels import Channel, ChannelError, Namespace
 from shared.codes import CloseCode, ErrorCode
 from shared.messages import ClientOp, ProtocolError, PublishOp, StreamPosition, SubscribeOp
@@ -142,16 +144,12 @@ class NotificationsDialect(Dialect):
             await asyncio.sleep(DISCOVER_SECONDS)
 
 
-async def _deny(websocket: WebSocket, status: int, text: str) -> None:
-    await websocket.send_denial_response(PlainTextResponse(text, status_code=status))
-
-
 @router.websocket("/ws/chat/{room}")
 async def classic_chat(websocket: WebSocket, room: str, gateway: GatewayDep) -> None:
     try:
         channel = Channel.parse(f"{Namespace.CHAT}:{room}")
     except ChannelError as exc:
-        await _deny(websocket, 400, str(exc))
+        await deny(websocket, 400, str(exc))
         return
     name = websocket.query_params.get("client_id")
     await serve(websocket, gateway, name=name, dialect=ChatDialect(channel))
@@ -165,20 +163,19 @@ async def classic_notifications(websocket: WebSocket, gateway: GatewayDep) -> No
             if Channel.parse(name).namespace is not Namespace.NOTIFY:
                 raise ChannelError(f"{name} is not a notify: channel")
         except ChannelError as exc:
-            await _deny(websocket, 400, str(exc))
+            await deny(websocket, 400, str(exc))
             return
     await serve(websocket, gateway, name=None, dialect=NotificationsDialect(chosen))
 
 
 @router.websocket("/ws/echo")
 async def echo(websocket: WebSocket, gateway: GatewayDep) -> None:
-    settings = gateway.settings
-    if not origin_allowed(
-        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
-    ):
-        await _deny(websocket, 403, "origin not allowed")
-        return
-    await websocket.accept()
+    async with admit(websocket, gateway, name=None, auth_op=False) as admitted:
+        if admitted is not None:
+            await _echo(websocket, gateway.settings)
+
+
+async def _echo(websocket: WebSocket, settings: Settings) -> None:
     bucket = TokenBucket(settings.client_rate, settings.client_burst)
     limit = settings.max_message_bytes
     while True:

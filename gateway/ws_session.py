@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from fastapi import WebSocket, WebSocketDisconnect
-from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.utils import ClientDisconnected
 
-from gateway.auth import OPEN, AuthError, Grant, bearer_token, origin_allowed, verify_token
+from gateway.admission import admit, close_reason
+from gateway.auth import OPEN, AuthError, Grant, verify_token
 from gateway.broker import PublishError
 from gateway.dialects import NATIVE, Dialect
 from gateway.hub import Connection
@@ -29,7 +29,7 @@ from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from gateway.wire import TransportWriter, writer_for
 from shared import PROTOCOL_VERSION
-from shared.channels import Channel, is_valid_name
+from shared.channels import Channel
 from shared.codes import CloseCode, ErrorCode
 from shared.messages import (
     Ack,
@@ -59,14 +59,6 @@ CLOSE_SECONDS = 10.0
 """How long a client has to read up to the close frame and answer it before the connection is dropped."""
 
 CloseRequest = tuple[int, str]
-
-
-def close_reason(text: str, limit: int = 123) -> str:
-    """``text`` cut to what a close frame can carry (125 bytes less the code), on a character boundary."""
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text
-    return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
 class UnauthorizedError(Exception):
@@ -116,8 +108,6 @@ class Session:
         hub = self._gateway.hub
         self._connection.kick = self.request_close
         await hub.add(self._connection)
-        self._metrics.connections_total += 1
-        self._metrics.connections_open += 1
         self._metrics.direct_writes_total += isinstance(self._writer, TransportWriter)
         if self._dialect.native:
             self.outbox.put(
@@ -156,7 +146,6 @@ class Session:
                     await task
             for timer in self._timers:
                 timer.cancel()
-            self._metrics.connections_open -= 1
             await hub.remove(self._connection)
 
     def _decide(
@@ -349,57 +338,10 @@ class Session:
 
 
 async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dialect: Dialect) -> None:
-    """Admit a WebSocket (origin, name, header token) and run its session; used by every endpoint.
-
-    Refusals before accept are HTTP statuses (403 origin, 400 name, 503 over a connection cap); a bad
-    token is accepted and closed with 4401, because browsers and most clients cannot read a handshake
-    status.
-    """
-    settings = gateway.settings
-    if not origin_allowed(
-        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
-    ):
-        await websocket.send_denial_response(PlainTextResponse("origin not allowed", status_code=403))
-        return
-    if name is not None and not is_valid_name(name):
-        await websocket.send_denial_response(
-            PlainTextResponse("name must match [A-Za-z0-9_.-]{1,64}", status_code=400)
-        )
-        return
-    grant: Grant | None = None
-    rejected = ""
-    token = bearer_token(websocket.headers.get("authorization"))
-    if settings.auth_enabled and token is not None and settings.secret is not None:
-        try:
-            grant = verify_token(token, settings.secret.get_secret_value())
-        except AuthError as exc:
-            rejected = str(exc)
-    elif settings.auth_enabled and not dialect.native:
-        rejected = "send the token in an Authorization: Bearer header"  # no `auth` op in a classic format
-    identity = grant.subject if grant is not None and grant.subject else name
-    if gateway.admitted >= settings.max_connections:
-        await websocket.send_denial_response(PlainTextResponse("too many connections", status_code=503))
-        return
-    if identity is not None and gateway.identities[identity] >= settings.max_connections_per_identity:
-        refusal = f"too many connections for {identity}"
-        await websocket.send_denial_response(PlainTextResponse(refusal, status_code=503))
-        return
-    # Counted from before the accept: handshakes in flight count too, so a burst cannot pass the caps.
-    gateway.admitted += 1
-    if identity is not None:
-        gateway.identities[identity] += 1
-    try:
-        await websocket.accept()
-        if rejected:
-            await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
-            return
-        await Session(websocket, gateway, name=name, grant=grant, dialect=dialect).run()
-    finally:
-        gateway.admitted -= 1
-        if identity is not None:
-            gateway.identities[identity] -= 1
-            if gateway.identities[identity] <= 0:
-                del gateway.identities[identity]
+    """Admit a WebSocket (``gateway.admission``) and run its session; used by every session endpoint."""
+    async with admit(websocket, gateway, name=name, auth_op=dialect.native) as admitted:
+        if admitted is not None:
+            await Session(websocket, gateway, name=admitted.name, grant=admitted.grant, dialect=dialect).run()
 
 
 NATIVE_PATH = "/ws"

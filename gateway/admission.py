@@ -1,0 +1,110 @@
+"""Admission: the one gate every WebSocket endpoint passes before it may talk to a client.
+
+In order: the browser ``Origin``, the ``name`` query parameter, the header token, the connection caps
+(global and per identity), then the accept. An admitted connection counts toward the caps and the
+connection metrics until it ends, whatever the endpoint does with it. ``/ws``, the classic chat and
+notification endpoints and ``/ws/echo`` all come through here, so none of them can skip a check.
+
+Refusals before accept are HTTP statuses (403 origin, 400 name, 503 over a connection cap). A bad token is
+accepted and closed with 4401, because browsers and most clients cannot read a handshake status.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import WebSocket
+from starlette.responses import PlainTextResponse
+
+from gateway.auth import AuthError, Grant, bearer_token, origin_allowed, verify_token
+from gateway.state import Gateway
+from shared.channels import is_valid_name
+from shared.codes import CloseCode
+
+HEADER_TOKEN_ONLY = "send the token in an Authorization: Bearer header"
+
+
+def close_reason(text: str, limit: int = 123) -> str:
+    """``text`` cut to what a close frame can carry (125 bytes less the code), on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A connection that passed admission and was accepted."""
+
+    name: str | None
+    """The ``name`` query parameter, validated (None if not given)."""
+    grant: Grant | None
+    """The header token's grant; None when auth is off or the client will send an ``auth`` op."""
+
+
+async def deny(websocket: WebSocket, status: int, text: str) -> None:
+    await websocket.send_denial_response(PlainTextResponse(text, status_code=status))
+
+
+@asynccontextmanager
+async def admit(
+    websocket: WebSocket, gateway: Gateway, *, name: str | None, auth_op: bool
+) -> AsyncIterator[Admitted | None]:
+    """Admit ``websocket``: yields the accepted connection, or None when it was refused (and answered).
+
+    ``auth_op`` says whether the endpoint lets a client authenticate after the accept with an ``auth``
+    op; an endpoint without one needs the header token when auth is on, or is closed with 4401.
+    """
+    settings = gateway.settings
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
+    ):
+        await deny(websocket, 403, "origin not allowed")
+        yield None
+        return
+    if name is not None and not is_valid_name(name):
+        await deny(websocket, 400, "name must match [A-Za-z0-9_.-]{1,64}")
+        yield None
+        return
+    grant: Grant | None = None
+    rejected = ""
+    token = bearer_token(websocket.headers.get("authorization"))
+    if settings.auth_enabled and token is not None and settings.secret is not None:
+        try:
+            grant = verify_token(token, settings.secret.get_secret_value())
+        except AuthError as exc:
+            rejected = str(exc)
+    elif settings.auth_enabled and not auth_op:
+        rejected = HEADER_TOKEN_ONLY
+    identity = grant.subject if grant is not None and grant.subject else name
+    if gateway.admitted >= settings.max_connections:
+        await deny(websocket, 503, "too many connections")
+        yield None
+        return
+    if identity is not None and gateway.identities[identity] >= settings.max_connections_per_identity:
+        await deny(websocket, 503, f"too many connections for {identity}")
+        yield None
+        return
+    # Counted from before the accept: handshakes in flight count too, so a burst cannot pass the caps.
+    gateway.admitted += 1
+    if identity is not None:
+        gateway.identities[identity] += 1
+    metrics = gateway.metrics
+    try:
+        await websocket.accept()
+        if rejected:
+            await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
+            yield None
+            return
+        metrics.connections_total += 1
+        metrics.connections_open += 1
+        try:
+            yield Admitted(name=name, grant=grant)
+        finally:
+            metrics.connections_open -= 1
+    finally:
+        gateway.admitted -= 1
+        if identity is not None:
+            gateway.identities[identity] -= 1
+            if gateway.identities[identity] <= 0:
+                del gateway.identities[identity]
