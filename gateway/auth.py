@@ -10,6 +10,7 @@ Patterns are shell-style (``fnmatch``, case-sensitive). With auth off every clie
 
 import fnmatch
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,6 +19,12 @@ import jwt
 
 ALGORITHM = "HS256"
 EVERYTHING = ("*",)
+MAX_SUBJECT_CHARS = 128
+SUBJECT_RULE = f"1-{MAX_SUBJECT_CHARS} printable characters, with no leading or trailing space"
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories a ``sub`` may not contain: controls, format characters (bidi overrides such as
+U+202E, zero-width joiners), surrogates, private-use and unassigned code points, line and paragraph
+separators. The ``sub`` reaches other users as a chat sender name, where these would reorder or hide text."""
 
 
 class AuthError(Exception):
@@ -65,13 +72,23 @@ def verify_token(token: str, secret: str) -> Grant:
     except jwt.InvalidTokenError as exc:
         raise AuthError(f"invalid token: {exc}") from None
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject:
-        raise AuthError("token sub must be a non-empty string")
+    if not isinstance(subject, str) or not is_printable_subject(subject):
+        raise AuthError(f"token sub must be {SUBJECT_RULE}")
     return Grant(
         subject=subject,
         expires=float(claims["exp"]),
         subscribe=_patterns(claims, "subscribe"),
         publish=_patterns(claims, "publish"),
+    )
+
+
+def is_printable_subject(subject: str) -> bool:
+    """Whether ``subject`` may be an identity: 1 to 128 characters, printable (letters of any script,
+    digits, punctuation, symbols, inner spaces), with no leading or trailing whitespace."""
+    return (
+        0 < len(subject) <= MAX_SUBJECT_CHARS
+        and subject == subject.strip()
+        and not any(unicodedata.category(char) in _UNPRINTABLE for char in subject)
     )
 
 
@@ -83,6 +100,8 @@ def mint_token(
     subscribe: Sequence[str] = ("data:*", "chat:*", "notify:*"),
     publish: Sequence[str] = ("chat:*",),
 ) -> str:
+    if not is_printable_subject(subject):
+        raise ValueError(f"sub must be {SUBJECT_RULE}")
     now = int(time.time())
     claims = {
         "sub": subject,

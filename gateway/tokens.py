@@ -4,7 +4,7 @@ import argparse
 import secrets
 import sys
 
-from gateway.auth import mint_token
+from gateway.auth import SUBJECT_RULE, is_printable_subject, mint_token
 from gateway.settings import get_settings
 
 
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.sub is None:
         parser.error("give the token's sub (or --new-secret)")
+    if not is_printable_subject(args.sub):
+        parser.error(f"sub must be {SUBJECT_RULE}")
     settings = get_settings()
     if not settings.auth_enabled or settings.secret is None:
         print("PULSE_SECRET is not set: there is nothing to sign tokens with.", file=sys.stderr)
