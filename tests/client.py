@@ -3,6 +3,8 @@
 import json
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
@@ -98,3 +100,10 @@ class Client:
         except TimeoutError:
             return
         raise AssertionError(f"expected silence, got {message}")
+
+
+@contextmanager
+def plain(url: str, **args: Any) -> Iterator[ClientConnection]:
+    """A bare ``websockets`` connection, for endpoints that do not speak the protocol (classic ones)."""
+    with connect(url, open_timeout=5, proxy=None, **args) as ws:
+        yield ws

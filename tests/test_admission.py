@@ -4,16 +4,15 @@ real gateway with real ``websockets`` clients."""
 import contextlib
 import time
 from contextlib import ExitStack
-from typing import Any
 
 import httpx
 import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from gateway.auth import is_printable_subject, mint_token
-from tests.client import Client
+from tests.client import Client, plain
 from tests.servers import GatewayProcess, StartGateway
 from tests.waiting import eventually
 
@@ -23,10 +22,6 @@ CLASSIC_PATHS = ("/ws/echo", "/ws/chat/lobby", "/ws/notifications")
 
 def base(gateway: GatewayProcess) -> str:
     return gateway.ws_url.removesuffix("/ws")
-
-
-def plain(url: str, **args: Any) -> ClientConnection:
-    return connect(url, open_timeout=5, proxy=None, **args)
 
 
 def close_code(ws: ClientConnection) -> int | None:

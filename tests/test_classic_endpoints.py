@@ -3,26 +3,18 @@
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from gateway.auth import mint_token
-from tests.client import Client
+from tests.client import Client, plain
 from tests.servers import GatewayProcess, StartGateway
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
-
-
-@contextmanager
-def plain(url: str, **args: Any) -> Iterator[ClientConnection]:
-    with connect(url, open_timeout=5, proxy=None, **args) as ws:
-        yield ws
 
 
 def base(gateway: GatewayProcess) -> str:
