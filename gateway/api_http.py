@@ -21,9 +21,12 @@ from shared.api import (
     ChannelList,
     ErrorBody,
     Health,
+    HistoryHealth,
+    HistoryHole,
     HistoryPage,
     ParameterErrors,
     PublishResult,
+    Readiness,
 )
 from shared.channels import NAME_PATTERN, Channel, ChannelError, Namespace, is_valid_name
 from shared.codes import ErrorCode
@@ -280,6 +283,33 @@ async def healthz(gateway: GatewayDep) -> Response:
         details={"uptime": round(time.time() - gateway.started, 1)},
     )
     return JSONResponse(health.model_dump(), status_code=200 if broker.ok else 503)
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(gateway: GatewayDep) -> Response:
+    """200 when every part works (broker, history store), 503 with what does not: for a load balancer
+    that should send traffic elsewhere meanwhile. Publishing goes on either way."""
+    broker = gateway.broker.health()
+    recorder = gateway.recorder
+    history = None
+    if recorder is not None:
+        stats = recorder.stats
+        history = HistoryHealth(
+            ok=recorder.ok,
+            backend=recorder.store.backend,
+            detail=stats.error if stats.error else ("" if recorder.ok else "opening"),
+            pending=recorder.pending,
+            stored=stats.stored,
+            dropped=stats.dropped,
+            too_old=stats.too_old,
+            holes=[
+                HistoryHole(channel=hole.channel, first=hole.first, last=hole.last, samples=hole.samples)
+                for hole in stats.holes.values()
+            ],
+        )
+    ready = broker.ok and (history is None or history.ok)
+    body = Readiness(status="ok" if ready else "degraded", broker=broker, history=history)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway import api_http, classic, web, ws_session
+from gateway import api_history, api_http, classic, web, ws_session
 from gateway.broker import PublishError, make_broker
+from gateway.history import make_recorder
 from gateway.hub import Hub
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
@@ -38,8 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = make_broker(settings)
         metrics = Metrics()
         hub = Hub(broker, metrics, max_subscriptions=settings.max_subscriptions)
+        recorder = make_recorder(settings)
+        if recorder is not None:
+            broker.on_accepted = recorder.record
+            await recorder.start()
         await broker.start(hub)
-        app.state.gateway = Gateway(settings=settings, broker=broker, hub=hub, metrics=metrics)
+        app.state.gateway = Gateway(
+            settings=settings, broker=broker, hub=hub, metrics=metrics, recorder=recorder
+        )
         if not settings.auth_enabled:
             log.warning(
                 "PULSE_SECRET is not set: the gateway is OPEN. Anyone who can reach it may subscribe and "
@@ -51,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # uvicorn has already closed every WebSocket with 1012 by now.
             await broker.close()
+            if recorder is not None:
+                await recorder.close()
             log.info("gateway stopped")
 
     app = FastAPI(
@@ -60,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api_http.router)
+    app.include_router(api_history.router)
     app.add_exception_handler(PublishError, api_http.broker_unavailable)
     app.include_router(classic.router)
     web.mount(app)

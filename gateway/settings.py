@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KiB = 1024
 MiB = 1024 * KiB
+DAY = 24 * 3600.0
 
 
 class Settings(BaseSettings):
@@ -68,6 +69,22 @@ class Settings(BaseSettings):
     ws_ping_timeout: Annotated[float, Field(gt=0)] = 20.0
     ws_per_message_deflate: bool = False
     """permessage-deflate for ``python -m gateway``: costs CPU and ~33 KB per connection, so off."""
+    history_url: str = "duckdb://"
+    """Where ``data:`` samples are kept for range reads: ``duckdb://`` (a file under ``data_dir``),
+    ``duckdb:///path.duckdb``, ``postgresql://...`` (shared by several gateways) or ``none://``."""
+    history_flush_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """Seconds between writes of the gathered samples; at most this much is lost on ``kill -9``."""
+    history_max_pending: Annotated[int, Field(ge=1000)] = 2_000_000
+    """Samples held for the store while it is slow or down (about 100 bytes each); the oldest beyond are
+    dropped, counted and reported on ``/readyz`` as a hole."""
+    history_raw_retention: Annotated[float, Field(gt=0)] = 2 * DAY
+    """Seconds raw samples are kept (older samples are not stored at all)."""
+    history_1s_retention: Annotated[float, Field(gt=0)] = 8 * DAY
+    """Seconds per-second rollups (min, max, sum, count, last) are kept."""
+    history_1m_retention: Annotated[float, Field(gt=0)] = 90 * DAY
+    history_1h_retention: Annotated[float, Field(gt=0)] = 730 * DAY
+    history_max_points: Annotated[int, Field(ge=10, le=100_000)] = 10_000
+    """Most points per series one range read may ask for."""
     log_level: str = "info"
     access_log: bool = False
     """uvicorn's line per HTTP request (``python -m gateway``): off, since publishers post many per second."""

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.broker import Broker
+from gateway.history import Recorder
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -16,6 +17,8 @@ class Gateway:
     broker: Broker
     hub: Hub
     metrics: Metrics
+    recorder: Recorder | None = None
+    """Keeps ``data:`` samples in the history store; None when history is off."""
     started: float = field(default_factory=time.time)
     admitted: int = 0
     """WebSockets admitted and not yet closed, counted from before the accept (the connection cap)."""

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.messages import Pub
+from shared.messages import Pub, StreamPosition
 
 MAX_BATCH = 1000
 """Most payloads one ``POST /api/publish/{channel}`` may carry."""
@@ -57,6 +57,36 @@ class Health(_Body):
     details: dict[str, Any] = {}
 
 
+class HistoryHole(_Body):
+    """Samples of a channel dropped before they could be stored (the store was down too long)."""
+
+    channel: str
+    first: float
+    last: float
+    """Sample times of the oldest and newest dropped, Unix seconds."""
+    samples: int
+
+
+class HistoryHealth(_Body):
+    ok: bool
+    backend: str
+    detail: str = ""
+    pending: int
+    """Samples waiting to be written."""
+    stored: int
+    dropped: int
+    too_old: int
+    """Samples older than the raw retention, never stored."""
+    holes: list[HistoryHole]
+
+
+class Readiness(_Body):
+    status: Literal["ok", "degraded"]
+    broker: BrokerHealth
+    history: HistoryHealth | None
+    """None when history is off."""
+
+
 class ErrorBody(_Body):
     detail: str
 
@@ -72,3 +102,38 @@ class ParameterErrors(_Body):
     """FastAPI's own validation of query parameters and headers (a 422): ``detail`` is a list."""
 
     detail: list[ParameterError]
+
+
+class SeriesRange(_Body):
+    """One series over a range, one entry per point: a bucket (its start time and aggregates), or with
+    ``resolution.bucket == 0`` a raw sample (then min, max, mean and last are its value, count 1)."""
+
+    t: list[float]
+    """Bucket start (or sample time), Unix seconds."""
+    min: list[float]
+    max: list[float]
+    """Draw ``min`` to ``max`` as an envelope: every spike in the bucket is inside it."""
+    mean: list[float]
+    last: list[float]
+    """The value of the bucket's latest sample."""
+    count: list[int]
+    """Samples in the bucket."""
+
+
+class RangeResolution(_Body):
+    tier: Literal["raw", "1s", "1m", "1h"]
+    """The finest tier read; parts of the range older than its retention come from coarser ones."""
+    bucket: float
+    """Seconds per point; 0 when the points are the raw samples themselves."""
+
+
+class HistoryRange(_Body):
+    channel: str
+    start: float
+    end: float
+    """The range read, ``[start, end)``, Unix seconds."""
+    resolution: RangeResolution
+    position: StreamPosition | None
+    """The channel's newest stored publication when the range was read (None: nothing stored yet).
+    Subscribe with ``since`` set to it to get what came after, with no gap and no duplicate."""
+    series: dict[str, SeriesRange]

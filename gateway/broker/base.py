@@ -13,7 +13,7 @@ Obligations of every backend:
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -97,8 +97,19 @@ class PublishError(Exception):
     """The broker could not do it (storage or backend failure): nothing was published, nothing read."""
 
 
+Accepted = Callable[[str, str, int, Sequence[dict[str, Any]]], None]
+"""Told of each publish this process accepted: channel, epoch, first offset, the stored payloads."""
+
+
 class Broker(ABC):
     backend: str
+    on_accepted: Accepted | None = None
+    """The history recorder: called once per accepted publish, on the process that accepted it (so a
+    publication is recorded once however many processes fan it out), never for an idempotent replay."""
+
+    def _accepted(self, channel: str, epoch: str, first: int, payloads: Sequence[dict[str, Any]]) -> None:
+        if self.on_accepted is not None:
+            self.on_accepted(channel, epoch, first, payloads)
 
     @abstractmethod
     async def start(self, handler: BrokerHandler) -> None: ...

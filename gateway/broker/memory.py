@@ -176,6 +176,7 @@ class MemoryBroker(Broker):
         for publication in publications:
             stream.append(publication)
             handler.on_publication(publication)
+        self._accepted(name, stream.epoch, first, payloads)
         return [publication.offset for publication in publications]
 
     async def history(

@@ -186,7 +186,7 @@ class RedisBroker(Broker):
             *(to_json(payload) for payload in payloads),
         ]
         try:
-            first, last, _epoch, _replayed = await self._publish_script(
+            first, last, epoch, replayed = await self._publish_script(
                 keys=[_meta(name), _stream(name), idempotency], args=args
             )
             if name not in self._listed:
@@ -196,6 +196,8 @@ class RedisBroker(Broker):
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
+        if not int(replayed):
+            self._accepted(name, _text(epoch), int(first), payloads)
         return list(range(int(first), int(last) + 1))
 
     async def publish_event(self, channel: Channel, frame: str) -> None:

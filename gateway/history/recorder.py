@@ -1,0 +1,195 @@
+"""The recorder: hands every accepted ``data:`` publication to the history store, off the event loop.
+
+``record`` runs on the event loop for each publish and only appends to a list. A writer thread takes what
+has gathered every ``flush_interval`` seconds, turns it into columns and writes it in one transaction,
+and runs the retention now and then. Publishing never waits for the store:
+
+- a store that is slow or down makes the pending list grow up to ``max_pending`` samples; the writer
+  retries the same batch (a retry stores nothing twice) and catches up when the store is back;
+- past ``max_pending`` the oldest pending publications are dropped, counted, and remembered as holes (per
+  channel, the time span lost), which ``/readyz`` reports;
+- samples older than the raw tier's retention are not stored (counted as ``too_old``): their rollups could
+  no longer be computed exactly.
+
+After ``kill -9`` what was pending is lost: at most ``flush_interval`` seconds of samples, which the broker
+still has if it outlived the gateway (Redis).
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.history.base import HistoryStore, RangeResult, SampleBatch, StoreError
+from gateway.history.tiers import MICROS
+from shared.channels import Namespace
+
+log = logging.getLogger(__name__)
+DATA_PREFIX = f"{Namespace.DATA}:"
+MAINTAIN_SECONDS = 60.0
+"""How often the retention runs."""
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Waits between attempts while the store fails (the last one repeats)."""
+
+Pending = tuple[str, str, int, dict[str, Any]]
+"""channel, epoch, offset, stored payload (``ts`` and ``values``)."""
+
+
+@dataclass
+class Hole:
+    """Samples of a channel that were dropped before they could be stored."""
+
+    channel: str
+    first: float
+    last: float
+    samples: int
+
+
+@dataclass
+class RecorderStats:
+    stored: int = 0
+    dropped: int = 0
+    """Samples dropped because the pending list was full (the store was down or too slow)."""
+    too_old: int = 0
+    failures: int = 0
+    holes: dict[str, Hole] = field(default_factory=dict)
+    error: str = ""
+    """The store's last error while it is failing; empty when the last write worked."""
+
+
+class Recorder:
+    def __init__(self, store: HistoryStore, *, flush_interval: float, max_pending: int) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.stats = RecorderStats()
+        self._pending: deque[Pending] = deque()
+        self._pending_samples = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._opened = False
+
+    # --- event loop side ------------------------------------------------------------------------
+
+    def record(self, channel: str, epoch: str, first_offset: int, payloads: Sequence[dict[str, Any]]) -> None:
+        """Queue the samples of publications a broker just accepted (``data:`` channels only)."""
+        if not channel.startswith(DATA_PREFIX):
+            return
+        with self._lock:
+            for index, payload in enumerate(payloads):
+                self._pending.append((channel, epoch, first_offset + index, payload))
+                self._pending_samples += len(payload["values"])
+            if self._pending_samples > self.max_pending:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        while self._pending_samples > self.max_pending and self._pending:
+            channel, _, _, payload = self._pending.popleft()
+            count = len(payload["values"])
+            self._pending_samples -= count
+            self.stats.dropped += count
+            ts = float(payload["ts"])
+            hole = self.stats.holes.get(channel)
+            if hole is None:
+                self.stats.holes[channel] = Hole(channel, ts, ts, count)
+            else:
+                hole.first, hole.last, hole.samples = (
+                    min(hole.first, ts),
+                    max(hole.last, ts),
+                    hole.samples + count,
+                )
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Write what is pending (one last try) and stop the writer."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self.store.close)
+
+    async def query(
+        self, channel: str, series: list[str] | None, start: float, end: float, points: int
+    ) -> tuple[list[str], RangeResult]:
+        """The known series of ``channel`` and the range of ``series`` (all when None), in a worker thread."""
+        return await asyncio.to_thread(self._query, channel, series, start, end, points)
+
+    def _query(
+        self, channel: str, series: list[str] | None, start: float, end: float, points: int
+    ) -> tuple[list[str], RangeResult]:
+        known = self.store.series_names(channel)
+        wanted = known if series is None else series
+        now = round(time.time() * MICROS)
+        return known, self.store.query(
+            channel, wanted, round(start * MICROS), round(end * MICROS), points, now
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self._opened and not self.stats.error
+
+    @property
+    def pending(self) -> int:
+        return self._pending_samples
+
+    # --- writer thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        next_maintenance = 0.0
+        while True:
+            stopping = self._stop.wait(self.flush_interval if failures == 0 else self._backoff(failures))
+            try:
+                if not self._opened:
+                    self.store.open()
+                    self._opened = True
+                    log.info("history store %s ready", self.store.backend)
+                self._flush()
+                if time.monotonic() >= next_maintenance:
+                    self.store.maintain(round(time.time() * MICROS))
+                    next_maintenance = time.monotonic() + MAINTAIN_SECONDS
+                if failures:
+                    log.warning("history store %s is back; pending samples written", self.store.backend)
+                failures = 0
+                self.stats.error = ""
+            except StoreError as exc:
+                failures += 1
+                self.stats.failures += 1
+                if not self.stats.error:
+                    log.error("history store failing, samples kept pending: %s", exc)
+                self.stats.error = str(exc) or type(exc).__name__
+            if stopping:
+                return
+
+    @staticmethod
+    def _backoff(failures: int) -> float:
+        return RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1]
+
+    def _flush(self) -> None:
+        with self._lock:
+            taken = list(self._pending)
+        if not taken:
+            return
+        batch = SampleBatch()
+        horizon = (time.time() - self.store.tiers[0].retention / MICROS) * MICROS
+        too_old = 0
+        for channel, epoch, offset, payload in taken:
+            at = round(float(payload["ts"]) * MICROS)
+            if at < horizon:
+                too_old += len(payload["values"])
+                continue
+            batch.add(channel, epoch, offset, at, payload["values"])
+        self.stats.stored += self.store.write(batch)
+        self.stats.too_old += too_old
+        written = {id(item) for item in taken}
+        with self._lock:
+            # Only what was written leaves: the event loop may have appended, or dropped the oldest, since.
+            while self._pending and id(self._pending[0]) in written:
+                self._pending_samples -= len(self._pending.popleft()[3]["values"])
