@@ -56,8 +56,13 @@ async def channel_range(
         list[str] | None, Query(description="Series to read (repeat the parameter); default all of them")
     ] = None,
     points: Annotated[
-        int, Query(ge=1, le=100_000, description="Most points per series (at most PULSE_HISTORY_MAX_POINTS)")
-    ] = DEFAULT_POINTS,
+        int | None,
+        Query(
+            ge=1,
+            le=100_000,
+            description="Most points per series (default 2000, at most PULSE_HISTORY_MAX_POINTS)",
+        ),
+    ] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> HistoryRange:
     """Stored samples of a `data:` channel over `[start, end)`: per series, one entry per bucket with the
@@ -72,6 +77,8 @@ async def channel_range(
     if recorder is None:
         raise HTTPException(404, "history is off on this gateway (PULSE_HISTORY_URL=none://)")
     settings = gateway.settings
+    if points is None:
+        points = min(DEFAULT_POINTS, settings.history_max_points)
     if points > settings.history_max_points:
         raise HTTPException(400, f"`points` over the limit of {settings.history_max_points}")
     _finite(start, "start")

@@ -295,6 +295,11 @@ class SqlHistoryStore(HistoryStore):
         self, connection: Any, tier: Tier, ids: list[int], marks: str, lower: int, upper: int, width: int
     ) -> list[np.ndarray[Any, Any]]:
         at, aggregates = self._aggregates(tier)
+        if tier.width:
+            # A coarser tier (an older part of the range) cannot be split finer than its own buckets, and
+            # the bucket the range starts in counts whole.
+            width = tier.width * -(-width // tier.width)
+            lower = floor_to(lower, tier.width)
         # Output buckets are aligned to the epoch, so the same range read twice, or a later range, gives
         # the same buckets (the dashboard appends live points after the last one).
         return self._columns(

@@ -77,12 +77,15 @@ def segments(
     upper = end
     coarser = tiers[tiers.index(chosen) :]
     for index, tier in enumerate(coarser):
-        last = index == len(coarser) - 1
-        lower = start if last else max(start, tier.horizon(now))
-        if tier.width and not last:
-            # A tier bucket is whole or not read: the boundary moves up to the next bucket start, and the
-            # coarser tier (whose width this is a divisor of) covers the rest.
-            lower = min(upper, -(-lower // coarser[index + 1].width) * coarser[index + 1].width)
+        horizon = tier.horizon(now)
+        if index == len(coarser) - 1 or horizon <= start:
+            lower = start
+        else:
+            # Where the tier's retention cuts the range, the boundary moves up to the next bucket of the
+            # coarser tier (whose width is a multiple of this one's): that tier covers what lies before,
+            # in whole buckets, and no bucket is read twice.
+            width = coarser[index + 1].width
+            lower = min(upper, -(-horizon // width) * width)
         if lower < upper:
             parts.append((tier, lower, upper))
             upper = lower
