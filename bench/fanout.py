@@ -106,10 +106,14 @@ class Server:
         return int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1]) * PAGE
 
 
-def start_server(kind: str, workdir: Path, *, batch: bool = True) -> Server:
+def start_server(
+    kind: str, workdir: Path, *, batch: bool = True, settings: dict[str, str] | None = None, label: str = ""
+) -> Server:
+    """Start one server; ``settings`` adds ``PULSE_*`` variables (Pulseboard), ``label`` names the variant."""
     port = free_port()
     pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    env |= settings or {}
     if kind == "pulseboard":
         args = [sys.executable, "-m", "gateway"]
         env |= {
@@ -140,7 +144,8 @@ def start_server(kind: str, workdir: Path, *, batch: bool = True) -> Server:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{kind} did not start: {(workdir / f'{kind}-{port}.log').read_text()}")
         time.sleep(0.05)
-    return Server(kind if batch else f"{kind} (packing off)", port, process, kind == "pulseboard")
+    name = kind if batch else f"{kind} (packing off)"
+    return Server(f"{name} ({label})" if label else name, port, process, kind == "pulseboard")
 
 
 # --- the publisher (its own process, so it neither starves nor is starved by the subscribers) --------
