@@ -33,35 +33,31 @@ class StoreError(Exception):
 
 @dataclass(slots=True)
 class SampleBatch:
-    """Samples in columns, one row per (publication, series): what the writer hands a store at once."""
+    """Publications to store, in columns: one entry per publication, each with its series and values.
+
+    Kept per publication rather than per sample: a channel's points usually carry the same series, so a
+    store resolves series ids once per distinct ``(channel, names)`` rather than once per sample."""
 
     channel: list[str] = field(default_factory=list)
     epoch: list[str] = field(default_factory=list)
     offset: list[int] = field(default_factory=list)
-    series: list[str] = field(default_factory=list)
     time: list[int] = field(default_factory=list)
     """Microseconds since the epoch."""
-    value: list[float] = field(default_factory=list)
+    names: list[tuple[str, ...]] = field(default_factory=list)
+    values: list[tuple[float, ...]] = field(default_factory=list)
+    samples: int = 0
 
     def __len__(self) -> int:
-        return len(self.time)
+        return self.samples
 
     def add(self, channel: str, epoch: str, offset: int, time: int, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self.channel.append(channel)
-            self.epoch.append(epoch)
-            self.offset.append(offset)
-            self.series.append(name)
-            self.time.append(time)
-            self.value.append(value)
-
-    def keep(self, mask: list[bool]) -> "SampleBatch":
-        """The rows where ``mask`` is true."""
-        kept = SampleBatch()
-        for column in ("channel", "epoch", "offset", "series", "time", "value"):
-            values = getattr(self, column)
-            setattr(kept, column, [value for value, keep in zip(values, mask, strict=True) if keep])
-        return kept
+        self.channel.append(channel)
+        self.epoch.append(epoch)
+        self.offset.append(offset)
+        self.time.append(time)
+        self.names.append(tuple(values))
+        self.values.append(tuple(values.values()))
+        self.samples += len(values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,9 +72,11 @@ class EmbeddedStore(SqlHistoryStore):
             )
 
     def _insert_raw(self, connection: Any, rows: dict[str, np.ndarray[Any, Any]]) -> int:
-        tops = dict(connection.execute("SELECT id, top FROM streams").fetchall())
-        stored = np.fromiter((tops.get(stream, 0) for stream in rows["stream_id"].tolist()), np.int64)
-        fresh = rows["pub"] > stored
+        fresh = np.ones(len(rows["pub"]), dtype=bool)
+        for stream in np.unique(rows["stream_id"]).tolist():
+            found = connection.execute("SELECT top FROM streams WHERE id = ?", [stream]).fetchone()
+            mine = rows["stream_id"] == stream
+            fresh[mine] = rows["pub"][mine] > (found[0] if found else 0)
         frame = pd.DataFrame({name: column[fresh] for name, column in rows.items()})  # noqa: F841 (read by SQL)
         connection.execute("INSERT INTO tier_raw SELECT series_id, ts, value, stream_id, pub FROM frame")
         return int(fresh.sum())

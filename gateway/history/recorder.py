@@ -186,7 +186,7 @@ class Recorder:
                 too_old += len(payload["values"])
                 continue
             batch.add(channel, epoch, offset, at, payload["values"])
-        self.stats.stored += self.store.write(batch)
+        self.stats.stored += self.store.write(batch) if len(batch) else 0
         self.stats.too_old += too_old
         written = {id(item) for item in taken}
         with self._lock:

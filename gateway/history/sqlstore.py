@@ -16,6 +16,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ class SqlHistoryStore(HistoryStore):
         self.tiers = tiers
         self._series_ids: dict[tuple[str, str], int] = {}
         self._stream_ids: dict[tuple[str, str], int] = {}
+        self._layout_ids: dict[tuple[str, tuple[str, ...]], np.ndarray[Any, Any]] = {}
+        """Series ids of a channel's points by their names, in order: one lookup per publication."""
         self._local = threading.local()
 
     # --- spellings and bulk paths of one engine -------------------------------------------------
@@ -138,30 +141,36 @@ class SqlHistoryStore(HistoryStore):
             # Ids cached from a rolled-back transaction may not exist: look them up again next time.
             self._series_ids.clear()
             self._stream_ids.clear()
+            self._layout_ids.clear()
             raise
 
     def _write(self, connection: Any, batch: SampleBatch) -> int:
-        series_keys = list(zip(batch.channel, batch.series, strict=True))
-        stream_keys = list(zip(batch.channel, batch.epoch, strict=True))
-        self._ids(connection, "series", ("channel", "name"), set(series_keys), self._series_ids)
-        self._ids(connection, "streams", ("channel", "epoch"), set(stream_keys), self._stream_ids)
-        series_id = np.fromiter((self._series_ids[key] for key in series_keys), np.int64, len(batch))
-        stream_id = np.fromiter((self._stream_ids[key] for key in stream_keys), np.int64, len(batch))
-        times = np.asarray(batch.time, dtype=np.int64)
-        offsets = np.asarray(batch.offset, dtype=np.int64)
+        layouts = list(zip(batch.channel, batch.names, strict=True))
+        streams = list(zip(batch.channel, batch.epoch, strict=True))
+        wanted = {(channel, name) for channel, names in set(layouts) for name in names}
+        self._ids(connection, "series", ("channel", "name"), wanted, self._series_ids)
+        self._ids(connection, "streams", ("channel", "epoch"), set(streams), self._stream_ids)
+        series_of = self._layout_ids
+        for layout in set(layouts) - series_of.keys():
+            channel, names = layout
+            series_of[layout] = np.array([self._series_ids[channel, name] for name in names], np.int64)
+        counts = np.fromiter(map(len, batch.names), np.int64, len(layouts))
+        series_id = np.concatenate([series_of[layout] for layout in layouts])
+        pub_streams = np.fromiter(map(self._stream_ids.__getitem__, streams), np.int64, len(streams))
+        pub_offsets = np.asarray(batch.offset, dtype=np.int64)
+        stream_id = np.repeat(pub_streams, counts)
+        times = np.repeat(np.asarray(batch.time, dtype=np.int64), counts)
+        offsets = np.repeat(pub_offsets, counts)
         columns = {
             "series_id": series_id,
             "ts": times,
-            "value": np.asarray(batch.value, dtype=np.float64),
+            "value": np.fromiter(chain.from_iterable(batch.values), np.float64, len(series_id)),
             "stream_id": stream_id,
             "pub": offsets,
         }
         added = self._insert_raw(connection, columns)
-        tops: dict[int, int] = {}
-        for stream, offset in zip(stream_id.tolist(), offsets.tolist(), strict=True):
-            if offset > tops.get(stream, 0):
-                tops[stream] = offset
-        for stream, top in tops.items():
+        for stream in np.unique(pub_streams).tolist():
+            top = int(pub_offsets[pub_streams == stream].max())
             connection.execute("UPDATE streams SET top = greatest(top, ?) WHERE id = ?", [top, stream])
         self._roll_up(connection, series_id, times)
         return added
