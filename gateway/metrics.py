@@ -44,6 +44,8 @@ class Metrics:
     slow_disconnects: int = 0
     client_errors: int = 0
     """Error frames sent to clients."""
+    direct_refused: int = 0
+    """Direct messages a target's direct budget refused (or, from another process, dropped)."""
     publish_latency: Histogram = field(default_factory=Histogram)
     """Seconds from receiving a publish request to its publications being queued to subscribers."""
 
@@ -78,6 +80,12 @@ class Metrics:
             self.slow_disconnects,
         )
         sample("pulse_client_errors_total", "counter", "Error frames sent to clients.", self.client_errors)
+        sample(
+            "pulse_direct_refused_total",
+            "counter",
+            "Direct messages refused or dropped: the target's direct budget was full.",
+            self.direct_refused,
+        )
         for name, value in extra_gauges.items():
             sample(name, "gauge", name.replace("_", " ") + ".", value)
         for name, value in (extra_counters or {}).items():

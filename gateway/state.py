@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.broker import Broker
 from gateway.hub import Hub
 from gateway.metrics import Metrics
+from gateway.ratelimit import KeyedBuckets
 from gateway.settings import Settings
 
 
@@ -21,3 +22,9 @@ class Gateway:
     """WebSockets admitted and not yet closed, counted from before the accept (the connection cap)."""
     identities: Counter[str] = field(default_factory=Counter)
     """Admitted WebSockets per identity (the per-identity cap)."""
+    direct_senders: KeyedBuckets = field(init=False)
+    """Characters of direct messages per sending identity, all its connections here together."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.direct_senders = KeyedBuckets(settings.direct_rate, settings.direct_burst)
