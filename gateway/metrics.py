@@ -46,6 +46,8 @@ class Metrics:
     """Error frames sent to clients."""
     direct_refused: int = 0
     """Direct messages a target's direct budget refused (or, from another process, dropped)."""
+    http_publish_limited: int = 0
+    """HTTP publishes answered 429 (the identity's points per second used up)."""
     publish_latency: Histogram = field(default_factory=Histogram)
     """Seconds from receiving a publish request to its publications being queued to subscribers."""
 
@@ -85,6 +87,12 @@ class Metrics:
             "counter",
             "Direct messages refused or dropped: the target's direct budget was full.",
             self.direct_refused,
+        )
+        sample(
+            "pulse_http_publish_limited_total",
+            "counter",
+            "HTTP publishes answered 429: the identity's publish rate was used up.",
+            self.http_publish_limited,
         )
         for name, value in extra_gauges.items():
             sample(name, "gauge", name.replace("_", " ") + ".", value)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     """Bytes of ``direct`` messages that may wait in one target connection's queue, from every sender
     together; over it a direct message is refused (``rate_limited``), never counted toward the target's
     ``client_queue_bytes``, so direct messages cannot close anyone as a slow consumer."""
+    http_publish_rate: Annotated[float, Field(ge=0)] = 50_000.0
+    """Points per second one identity (token ``sub``, else client address) may publish over HTTP; over it
+    ``POST /api/publish`` answers 429 with ``Retry-After``. 0 turns the limit off."""
+    http_publish_burst: Annotated[int, Field(ge=1)] = 100_000
+    """Points one identity may publish over HTTP in a burst above ``http_publish_rate``. A request is let
+    in while the identity has any points left and charged in full (a batch is never split)."""
     batch_frames: bool = True
     """Pack what is pending for a connection into one JSON-array frame (off: one frame per message)."""
     ws_ping_interval: Annotated[float, Field(gt=0)] = 20.0

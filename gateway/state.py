@@ -24,7 +24,10 @@ class Gateway:
     """Admitted WebSockets per identity (the per-identity cap)."""
     direct_senders: KeyedBuckets = field(init=False)
     """Characters of direct messages per sending identity, all its connections here together."""
+    http_publishers: KeyedBuckets = field(init=False)
+    """Points published over HTTP per identity (token ``sub``, else client address)."""
 
     def __post_init__(self) -> None:
         settings = self.settings
         self.direct_senders = KeyedBuckets(settings.direct_rate, settings.direct_burst)
+        self.http_publishers = KeyedBuckets(settings.http_publish_rate, settings.http_publish_burst)
