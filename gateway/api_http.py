@@ -1,6 +1,7 @@
 """The HTTP API: publish, channel list, history, health and metrics."""
 
 import asyncio
+import math
 import time
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from gateway.broker import PublishError
 from gateway.deps import GatewayDep
 from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
+from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from shared.api import (
     MAX_BATCH,
@@ -58,6 +60,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, or a text "
         "or series count over its limit",
+    },
+    429: {
+        "model": ErrorBody,
+        "description": "This identity (token sub, else client address) used up its points per second "
+        "(PULSE_HTTP_PUBLISH_RATE); nothing was read or published",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until a publish is let in again",
+                "required": True,
+                "schema": {"type": "integer"},
+            }
+        },
     },
     422: {
         "model": ErrorBody | ParameterErrors,
@@ -116,6 +130,28 @@ def _grant(gateway: Gateway, authorization: str | None) -> Grant:
         return verify_token(token, settings.secret.get_secret_value())
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def _publish_bucket(gateway: Gateway, request: Request, grant: Grant) -> TokenBucket | None:
+    """The points-per-second bucket of whoever publishes (the token's ``sub`` when auth is on, else the
+    client's address), charged one point for the request; None when the limit is off. Raises 429 while
+    that bucket is empty."""
+    settings = gateway.settings
+    if not settings.http_publish_rate:
+        return None
+    client = request.client
+    identity = grant.subject if settings.auth_enabled else client.host if client is not None else ""
+    bucket = gateway.http_publishers[identity or "?"]
+    wait = bucket.wait()
+    if wait > 0:
+        gateway.metrics.http_publish_limited += 1
+        raise HTTPException(
+            429,
+            f"{ErrorCode.RATE_LIMITED}: more than {settings.http_publish_rate:g} points/s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    bucket.spend(1)  # a request that fails validation costs a point too
+    return bucket
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -186,12 +222,16 @@ async def publish(
         raise HTTPException(403, f"your token does not allow publishing to {channel}")
     if name is not None and not is_valid_name(name):
         raise HTTPException(400, "name must match [A-Za-z0-9_.-]{1,64}")
+    # Refused before the body is read, so a flood costs little; a batch let in is charged in full.
+    bucket = _publish_bucket(gateway, request, grant)
     body = await _read_body(request, gateway.settings.max_body_bytes)
     try:
         payloads = parse_body(target, body)
     except PayloadError as exc:
         status = {ErrorCode.TOO_LARGE: 413, ErrorCode.BAD_REQUEST: 422}.get(exc.code, 400)
         raise HTTPException(status, f"{exc.code}: {exc.detail}") from None
+    if bucket is not None:
+        bucket.spend(len(payloads) - 1)
     sender = grant.subject or name or "http"
     try:
         # Keys are the caller's own: two publishers who happen to pick the same key do not collide.

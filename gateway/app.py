@@ -37,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tune_garbage_collector(settings.gc_threshold)
         broker = make_broker(settings)
         metrics = Metrics()
-        hub = Hub(broker, metrics, max_subscriptions=settings.max_subscriptions)
+        hub = Hub(
+            broker,
+            metrics,
+            max_subscriptions=settings.max_subscriptions,
+            direct_queue_bytes=settings.direct_queue_bytes,
+        )
         await broker.start(hub)
         app.state.gateway = Gateway(settings=settings, broker=broker, hub=hub, metrics=metrics)
         if not settings.auth_enabled:

@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     """Ops per second one connection may send (token bucket)."""
     client_burst: Annotated[int, Field(ge=1)] = 200
     """Ops one connection may send in a burst above ``client_rate``."""
+    direct_rate: Annotated[float, Field(gt=0)] = 32 * KiB
+    """Bytes per second of ``direct`` messages one identity may send from this process, all its
+    connections together (token bucket; over it the op gets ``rate_limited``)."""
+    direct_burst: Annotated[int, Field(ge=1 * KiB)] = 128 * KiB
+    """Bytes of ``direct`` messages one identity may send in a burst above ``direct_rate``; a single
+    direct message bigger than this (or than ``direct_queue_bytes``) gets ``too_large``."""
+    direct_queue_bytes: Annotated[int, Field(ge=1 * KiB)] = 256 * KiB
+    """Bytes of ``direct`` messages that may wait in one target connection's queue, from every sender
+    together; over it a direct message is refused (``rate_limited``), never counted toward the target's
+    ``client_queue_bytes``, so direct messages cannot close anyone as a slow consumer."""
+    http_publish_rate: Annotated[float, Field(ge=0)] = 50_000.0
+    """Points per second one identity (token ``sub``, else client address) may publish over HTTP; over it
+    ``POST /api/publish`` answers 429 with ``Retry-After``. 0 turns the limit off."""
+    http_publish_burst: Annotated[int, Field(ge=1)] = 100_000
+    """Points one identity may publish over HTTP in a burst above ``http_publish_rate``. A request is let
+    in while the identity has any points left and charged in full (a batch is never split)."""
     batch_frames: bool = True
     """Pack what is pending for a connection into one JSON-array frame (off: one frame per message)."""
     ws_ping_interval: Annotated[float, Field(gt=0)] = 20.0

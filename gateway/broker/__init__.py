@@ -2,10 +2,10 @@
 
 from urllib.parse import urlsplit
 
-from gateway.broker.base import Broker, BrokerHandler, HistoryResult, Publication, PublishError
+from gateway.broker.base import Broker, BrokerHandler, Direct, HistoryResult, Publication, PublishError
 from gateway.settings import Settings
 
-__all__ = ["Broker", "BrokerHandler", "HistoryResult", "Publication", "PublishError", "make_broker"]
+__all__ = ["Broker", "BrokerHandler", "Direct", "HistoryResult", "Publication", "PublishError", "make_broker"]
 
 
 def make_broker(settings: Settings) -> Broker:

@@ -15,6 +15,7 @@ Obligations of every backend:
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
@@ -77,6 +78,18 @@ class ChannelStats:
     rate: float
 
 
+class Direct(Enum):
+    """What became of a direct message."""
+
+    QUEUED = "queued"
+    """Queued to the target; across processes (``redis://``): handed to the target's process, which
+    queues it or, when the target's direct budget is full, drops it (it cannot answer back)."""
+    NOT_FOUND = "not_found"
+    """No such connection (here, or with a shared backend, anywhere)."""
+    FULL = "full"
+    """The target's direct budget (``PULSE_DIRECT_QUEUE_BYTES``) is full: refused, nothing queued."""
+
+
 class BrokerHandler(Protocol):
     """What a broker delivers to: the hub."""
 
@@ -85,8 +98,9 @@ class BrokerHandler(Protocol):
     def on_event(self, channel: str, frame: str) -> None:
         """An ephemeral message for a channel's subscribers (join/leave): no offset, no history."""
 
-    def on_direct(self, client_id: str, frame: str) -> bool:
-        """Deliver to one connection; False when no such connection is here."""
+    def on_direct(self, client_id: str, frame: str) -> Direct:
+        """Deliver to one connection, within its direct budget: ``QUEUED``, ``FULL`` or ``NOT_FOUND``
+        (no such connection here)."""
 
     def on_gap(self, channel: str) -> None:
         """Publications of ``channel`` were lost before they reached this process (a shared backend
@@ -139,7 +153,9 @@ class Broker(ABC):
     async def publish_event(self, channel: Channel, frame: str) -> None: ...
 
     @abstractmethod
-    async def send_direct(self, client_id: str, frame: str) -> bool: ...
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
+        """Deliver ``frame`` to the connection ``client_id``, in this process or (a shared backend) in
+        the one that holds it; the target's budget is applied where the target lives."""
 
     @abstractmethod
     async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None: ...

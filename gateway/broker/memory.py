@@ -22,6 +22,7 @@ from gateway.broker.base import (
     Broker,
     BrokerHandler,
     ChannelStats,
+    Direct,
     HistoryResult,
     Publication,
     PublishError,
@@ -206,7 +207,7 @@ class MemoryBroker(Broker):
     async def publish_event(self, channel: Channel, frame: str) -> None:
         self._require_handler().on_event(str(channel), frame)
 
-    async def send_direct(self, client_id: str, frame: str) -> bool:
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
         return self._require_handler().on_direct(client_id, frame)
 
     async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None:

@@ -35,6 +35,7 @@ from gateway.broker.base import (
     Broker,
     BrokerHandler,
     ChannelStats,
+    Direct,
     HistoryResult,
     Publication,
     PublishError,
@@ -358,6 +359,9 @@ class RedisBroker(Broker):
         text = message["data"].decode()
         handler = self._require_handler()
         if channel_name.startswith("pulse:direct:"):
+            # The sender was acked when Redis took it: a refusal here (the target's direct budget is
+            # full) cannot reach it, so the message is dropped (the hub counts it) and the target keeps
+            # its connection.
             target, _, frame = text.partition(" ")
             handler.on_direct(target, frame)
             return
@@ -447,15 +451,17 @@ class RedisBroker(Broker):
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(f"pulse:client:{client_id}")
 
-    async def send_direct(self, client_id: str, frame: str) -> bool:
-        if self._require_handler().on_direct(client_id, frame):
-            return True
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
+        here = self._require_handler().on_direct(client_id, frame)
+        if here is not Direct.NOT_FOUND:
+            return here
         try:
             process = await self._redis.get(f"pulse:client:{client_id}")
             if process is None:
-                return False
+                return Direct.NOT_FOUND
             target = DIRECT_CHANNEL.format(process=_text(process))
-            return bool(await self._redis.publish(target, f"{client_id} {frame}"))
+            listeners = await self._redis.publish(target, f"{client_id} {frame}")
+            return Direct.QUEUED if listeners else Direct.NOT_FOUND
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
