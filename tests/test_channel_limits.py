@@ -44,7 +44,9 @@ def test_new_channels_past_the_cap_are_refused_with_a_clear_error(start_gateway:
     error frame (WebSocket), nothing of theirs is stored, and existing channels keep working."""
     gateway = start_gateway(env={"PULSE_MAX_CHANNELS": "500"})
     with httpx.Client(base_url=gateway.http_url, timeout=5) as http:
-        statuses = [http.post(f"/api/publish/data:c{index:04}", json=POINT).status_code for index in range(600)]
+        statuses = [
+            http.post(f"/api/publish/data:c{index:04}", json=POINT).status_code for index in range(600)
+        ]
         assert statuses == [200] * 500 + [413] * 100
         refused = http.post("/api/publish/notify:late", json={"level": "info", "title": "t"})
         assert refused.status_code == 413
@@ -118,7 +120,9 @@ def test_notifications_keep_the_configured_channel_past_squatters(gateway: Gatew
         with connect(f"{gateway.ws_url}/notifications", open_timeout=5, proxy=None) as ws:
             notice = json.loads(ws.recv(timeout=10))
             assert notice["error"] == "too_large" and "subscriptions per connection" in notice["detail"]
-            http.post("/api/publish/notify:alerts", json={"level": "error", "title": "real"}).raise_for_status()
+            http.post(
+                "/api/publish/notify:alerts", json={"level": "error", "title": "real"}
+            ).raise_for_status()
             while True:
                 message = json.loads(ws.recv(timeout=10))
                 if message.get("channel") == "notify:alerts":
