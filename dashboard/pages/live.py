@@ -20,8 +20,7 @@ from dashboard.stats import SeriesStats
 from dashboard.status import clock_time
 
 FROZEN_KEY = "live_frozen"
-FOUND_AT_MOST = 20
-"""Channels a picker search shows."""
+FOUND_AT_MOST = 20  # channels a picker search shows
 
 settings = get_settings()
 buffer = session_buffer()
