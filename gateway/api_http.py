@@ -10,15 +10,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from gateway import handshake
-from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
+from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
+from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
 from gateway.deps import GatewayDep
 from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from shared.api import (
+    CHANNEL_PAGE,
+    CHANNEL_PREFIX_PATTERN,
     MAX_BATCH,
+    MAX_CHANNEL_PAGE,
     ChannelInfo,
     ChannelList,
     ErrorBody,
@@ -58,8 +62,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: _FORBIDDEN,
     413: {
         "model": ErrorBody,
-        "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, or a text "
-        "or series count over its limit",
+        "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, a text or series count over "
+        "its limit, or a new channel past PULSE_MAX_CHANNELS (nothing published)",
     },
     429: {
         "model": ErrorBody,
@@ -239,6 +243,8 @@ async def publish(
         offsets = await gateway.broker.publish(
             target, enrich(payloads, sender=sender), idempotency_key=scoped_key
         )
+    except ChannelLimitError as exc:
+        raise HTTPException(413, f"{ErrorCode.TOO_LARGE}: {exc}") from None
     except PublishError as exc:
         raise HTTPException(503, f"not published: {exc}") from None
     gateway.metrics.messages_in += len(offsets)
@@ -249,14 +255,40 @@ async def publish(
 @router.get(
     "/api/channels",
     response_model=ChannelList,
-    responses={401: _UNAUTHORIZED, 422: _PARAMETER_ERRORS, 503: _BROKER_DOWN},
+    response_model_exclude_none=True,
+    responses={
+        400: {"model": ErrorBody, "description": "A `cursor` this `order` did not hand out"},
+        401: _UNAUTHORIZED,
+        422: _PARAMETER_ERRORS,
+        503: _BROKER_DOWN,
+    },
 )
 async def list_channels(
-    gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+    gateway: GatewayDep,
+    prefix: Annotated[
+        str, Query(pattern=CHANNEL_PREFIX_PATTERN, description="Only channels whose name starts with this")
+    ] = "",
+    order: Annotated[
+        ChannelOrder, Query(description="`name` (ascending) or `recent` (latest publish first)")
+    ] = ChannelOrder.NAME,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_CHANNEL_PAGE, description="Most channels returned")
+    ] = CHANNEL_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="The `next` of the previous page (same prefix and order)"),
+    ] = None,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> ChannelList:
-    """Channels published to, with position, local subscribers and rate (those the token may read)."""
+    """One page of the live channels, with position, local subscribers, rate and last publish time
+    (only those the token may read)."""
     grant = _grant(gateway, authorization)
-    stats = [item for item in await gateway.broker.channels() if grant.may_subscribe(item.name)]
+    allowed = None if grant.subscribe == EVERYTHING else grant.may_subscribe
+    query = ChannelQuery(prefix=prefix, order=order, limit=limit, cursor=cursor, allowed=allowed)
+    try:
+        page = await gateway.broker.channels(query)
+    except CursorError as exc:
+        raise HTTPException(400, f"{ErrorCode.BAD_REQUEST}: {exc}") from None
     return ChannelList(
         channels=[
             ChannelInfo(
@@ -265,9 +297,11 @@ async def list_channels(
                 epoch=item.position.epoch,
                 subscribers=gateway.hub.subscribers(item.name),
                 rate=item.rate,
+                last_published=item.last_published,
             )
-            for item in stats
-        ]
+            for item in page.channels
+        ],
+        next=page.next,
     )
 
 

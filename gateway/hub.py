@@ -191,7 +191,9 @@ class Hub:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"already subscribed to {name}", ref)
         if len(connection.channels) >= self._max_subscriptions:
             raise ProtocolError(
-                ErrorCode.TOO_LARGE, f"at most {self._max_subscriptions} subscriptions per connection", ref
+                ErrorCode.TOO_LARGE,
+                f"at most {self._max_subscriptions} subscriptions per connection: {name} is not subscribed",
+                ref,
             )
         if since is not None and history is not None:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "give either 'since' or 'history', not both", ref)

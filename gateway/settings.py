@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.channels import Namespace, check_namespaces, split_list
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -47,6 +49,15 @@ class Settings(BaseSettings):
     """Connections one identity (token ``sub`` or ``name``) may hold at once; further ones get HTTP 503."""
     max_subscriptions: Annotated[int, Field(ge=1)] = 128
     """Channels one connection may subscribe to at once."""
+    max_channels: Annotated[int, Field(ge=1)] = 10_000
+    """Live channels (every namespace: durable ``chat:``/``notify:`` ones count and stay); a publish that
+    would create one more is refused (HTTP 413 / ``too_large``). Subscribing never creates a channel."""
+    channel_idle_ttl: Annotated[float, Field(gt=0)] = 3600.0
+    """Seconds a ``data:`` channel may go without a publish before it is dropped with its history (and
+    frees its place under ``max_channels``); its next publish starts it again in a new epoch."""
+    notify_channels: Annotated[list[str], NoDecode] = ["notify:alerts"]
+    """``notify:`` channels ``/ws/notifications`` (without ``?channel=``) always follows, before the most
+    recently active others (comma-separated)."""
     secret: SecretStr | None = None
     """HS256 key for tokens. Unset: the gateway runs open (no auth) and logs a warning."""
     allowed_origins: Annotated[list[str], NoDecode] = []
@@ -94,6 +105,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("notify_channels", mode="before")
+    @classmethod
+    def _split_notify_channels(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _check_notify_channels(cls, channels: list[str]) -> list[str]:
+        return check_namespaces(channels, Namespace.NOTIFY)
 
     @field_validator("secret")
     @classmethod

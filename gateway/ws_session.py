@@ -21,6 +21,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from gateway.admission import admit, close_reason
 from gateway.auth import OPEN, AuthError, Grant, verify_token
 from gateway.broker import Direct, PublishError
+from gateway.broker.base import ChannelLimitError
 from gateway.dialects import NATIVE, Dialect
 from gateway.hub import Connection
 from gateway.outbox import Outbox
@@ -321,6 +322,8 @@ class Session:
             offsets = await self._gateway.broker.publish(
                 channel, enrich([payload], sender=self._connection.name)
             )
+        except ChannelLimitError as exc:
+            raise ProtocolError(ErrorCode.TOO_LARGE, str(exc), op.id) from None
         except PublishError as exc:
             raise ProtocolError(ErrorCode.UNAVAILABLE, f"not published: {exc}", op.id) from None
         self._metrics.messages_in += 1

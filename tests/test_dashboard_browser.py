@@ -5,6 +5,7 @@ and the simulator."""
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -69,3 +70,32 @@ def test_live_chart_grows_and_chat_round_trips(
     assert page.evaluate("() => window.pwned === undefined"), "chat text must never run as HTML"
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     assert (tmp_path / "chat.png").stat().st_size > 0
+
+
+def test_squatted_channels_do_not_hide_the_configured_ones(
+    browser: Browser, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """After 230 one-point data:A000.. and notify:A000.. channels, a new session still charts data:cpu,
+    and the user can still find and add an old squatted channel by prefix."""
+    with httpx.Client(base_url=gateway.http_url, timeout=5) as http:
+        for index in range(230):
+            http.post(f"/api/publish/data:A{index:03}", json={"values": {"v": 1.0}}).raise_for_status()
+            notice = {"level": "info", "title": "squat"}
+            http.post(f"/api/publish/notify:A{index:03}", json=notice).raise_for_status()
+        http.post("/api/publish/data:cpu", json=[{"values": {"user": 1.0 + i}} for i in range(5)])
+    process = dashboard_process(tmp_path, gateway.http_url, {"PULSE_DASHBOARD_REFRESH": "1"})
+    process.start(ready_path="/_stcore/health")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(process.url)
+        page.get_by_role("heading", name="data:cpu").wait_for(timeout=60_000)
+        page.get_by_text("Add a channel").click()
+        page.get_by_label("Find data: channels by prefix").fill("A000")
+        page.get_by_label("Find data: channels by prefix").press("Enter")
+        page.get_by_test_id("stSelectbox").click()
+        page.get_by_role("option", name="data:A000").click()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="data:A000").wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "squatted.png"), full_page=True)
+        process.stop()

@@ -13,9 +13,9 @@ Obligations of every backend:
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
@@ -76,6 +76,78 @@ class ChannelStats:
     name: str
     position: StreamPosition
     rate: float
+    last_published: float
+    """Unix time of the channel's latest publish (0 when unknown)."""
+
+
+class ChannelOrder(StrEnum):
+    NAME = "name"
+    """Ascending by name; the cursor is the last name of the previous page."""
+    RECENT = "recent"
+    """Most recently published first; the cursor counts the channels already returned."""
+
+
+class CursorError(ValueError):
+    """A ``cursor`` that is not one this order hands out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelQuery:
+    """Which channels a listing wants: one page of at most ``limit``, in ``order``, after ``cursor``."""
+
+    prefix: str = ""
+    order: ChannelOrder = ChannelOrder.NAME
+    limit: int = 100
+    cursor: str | None = None
+    allowed: Callable[[str], bool] | None = None
+    """Only channels this accepts (a token's read patterns); None: all."""
+
+    def skip(self) -> int:
+        """For ``RECENT``: how many matching channels earlier pages returned."""
+        if self.order is not ChannelOrder.RECENT or self.cursor is None:
+            return 0
+        if not self.cursor.isdigit() or len(self.cursor) > 9:
+            raise CursorError(f"cursor {self.cursor[:20]!r} is not one of order=recent's")
+        return int(self.cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPage:
+    channels: list[ChannelStats]
+    next: str | None
+    """The cursor of the next page; None on the last one."""
+
+
+def take_page(ordered: Iterable[str], query: ChannelQuery) -> tuple[list[str], str | None]:
+    """One page of ``query`` from names in its order (for ``NAME``: sorted, starting after the cursor
+    and at the prefix, so the first name past the prefix ends the scan), and the next page's cursor."""
+    by_name = query.order is ChannelOrder.NAME
+    prefix, allowed, skip = query.prefix, query.allowed, query.skip()
+    chosen: list[str] = []
+    for name in ordered:
+        if not name.startswith(prefix):
+            if by_name:
+                break
+            continue
+        if allowed is not None and not allowed(name):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        if len(chosen) == query.limit:
+            return chosen, chosen[-1] if by_name else str(query.skip() + len(chosen))
+        chosen.append(name)
+    return chosen, None
+
+
+class ChannelLimitError(Exception):
+    """A publish would create a channel past ``PULSE_MAX_CHANNELS``: nothing was published."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} channels are live, the most this gateway keeps (PULSE_MAX_CHANNELS); publish to an "
+            "existing channel, or wait until idle data: channels expire"
+        )
 
 
 class Direct(Enum):
@@ -127,8 +199,9 @@ class Broker(ABC):
     ) -> list[int]:
         """Publish payloads (already validated) in order; return their offsets.
 
-        A repeat of ``idempotency_key`` on the same channel within the idempotency window publishes
-        nothing and returns the first call's offsets.
+        Raises ``ChannelLimitError`` when ``channel`` is not live and ``PULSE_MAX_CHANNELS`` are. A
+        repeat of ``idempotency_key`` on the same channel within the idempotency window publishes nothing
+        and returns the first call's offsets.
         """
 
     @abstractmethod
@@ -167,7 +240,8 @@ class Broker(ABC):
     async def presence(self, channel: Channel) -> list[PresenceEntry]: ...
 
     @abstractmethod
-    async def channels(self) -> list[ChannelStats]: ...
+    async def channels(self, query: ChannelQuery) -> ChannelPage:
+        """One page of the live channels; raises ``CursorError`` for a cursor it did not hand out."""
 
     @abstractmethod
     def health(self) -> BrokerHealth: ...
