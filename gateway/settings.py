@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     for a later keep-alive request, from its first byte; then it is closed (408 if it had started one)."""
     max_header_bytes: Annotated[int, Field(ge=1 * KiB)] = 16 * KiB
     """Largest request head (request line and headers); a bigger one gets HTTP 431."""
+    body_timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds a request has from the end of its head to the last byte of its body; then it gets HTTP 408
+    and the connection is closed."""
+    max_http_connections: Annotated[int, Field(ge=1)] = 1_000
+    """HTTP connections this process holds open at once (WebSocket handshakes until they are upgraded
+    too); a further one is answered HTTP 503 and closed. Upgraded WebSockets count only toward
+    ``max_connections``."""
     auth_timeout: Annotated[float, Field(gt=0)] = 10.0
     """Seconds a connection has to send its ``auth`` op when auth is on."""
     client_rate: Annotated[float, Field(gt=0)] = 100.0

@@ -16,6 +16,10 @@ never reuses the offsets of its earlier life in the same epoch: a resume across 
 
 Listing is cheap at any size: ``_streams`` is kept in publish order (a publish moves its stream to the
 end) and ``_names`` sorted, so a page costs its own length plus what the prefix and token skip.
+
+Idempotency keys live here for ``IDEMPOTENCY_WINDOW`` seconds; those of durable channels are also
+committed with their publications, and ``start`` reloads them, so a retry after a crash still gets the
+first offsets. Keys of ``data:`` channels die with the process, as their streams do.
 """
 
 import asyncio
@@ -44,7 +48,7 @@ from gateway.broker.base import (
     missed_since,
     take_page,
 )
-from gateway.store import DurableStore, StoreError
+from gateway.store import DurableStore, StoredKey, StoreError
 from shared.api import BrokerHealth
 from shared.channels import Channel
 from shared.messages import PresenceEntry, StreamPosition
@@ -137,11 +141,20 @@ class MemoryBroker(Broker):
             for name, _ in sorted(self._streams.items(), key=lambda item: item[1].last_published):
                 self._streams.move_to_end(name)
             log.info("durable store %s: %d channels restored", self._store.path, len(self._streams))
+            self._restore_idempotency_keys(self._store)
         self._tasks = [
             asyncio.create_task(self._sample_rates(), name="broker-rates"),
             asyncio.create_task(self._maintain(), name="broker-maintenance"),
             asyncio.create_task(self._drop_idle_forever(), name="broker-idle-channels"),
         ]
+
+    def _restore_idempotency_keys(self, store: DurableStore) -> None:
+        wall, monotonic = time.time(), time.monotonic()
+        loop = asyncio.get_running_loop()
+        for stored in store.load_keys(wall, IDEMPOTENCY_MAX_KEYS):
+            future: asyncio.Future[range] = loop.create_future()
+            future.set_result(stored.offsets)
+            self._idempotency[stored.channel, stored.key] = (monotonic + stored.expires - wall, future)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -179,7 +192,7 @@ class MemoryBroker(Broker):
         future: asyncio.Future[range] = asyncio.get_running_loop().create_future()
         self._idempotency[key] = (now + IDEMPOTENCY_WINDOW, future)
         try:
-            offsets = self._publish_now(channel, payloads)
+            offsets = self._publish_now(channel, payloads, idempotency_key)
         except BaseException as exc:
             # A failed publish is not remembered: the client's retry must be able to succeed.
             del self._idempotency[key]
@@ -197,7 +210,9 @@ class MemoryBroker(Broker):
                 break
             del remembered[key]
 
-    def _publish_now(self, channel: Channel, payloads: Sequence[dict[str, Any]]) -> list[int]:
+    def _publish_now(
+        self, channel: Channel, payloads: Sequence[dict[str, Any]], idempotency_key: str | None = None
+    ) -> list[int]:
         name = str(channel)
         stream = self._stream(name, durable=channel.durable)
         now = time.time()
@@ -207,8 +222,12 @@ class MemoryBroker(Broker):
             for index, data in enumerate(payloads)
         ]
         if channel.durable and self._store is not None:
+            key = None
+            if idempotency_key is not None:
+                offsets = range(first, first + len(publications))
+                key = StoredKey(name, idempotency_key, offsets, now + IDEMPOTENCY_WINDOW)
             try:
-                self._store.append(publications)
+                self._store.append(publications, key)
             except StoreError as exc:
                 self._store_error = str(exc)
                 log.error("publish to %s failed: %s", name, exc)
