@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.chrome import session_chrome
+from dashboard.markup import escape_markdown
 from dashboard.session import session_buffer
 from dashboard.settings import get_settings
 from dashboard.status import clock_time
@@ -24,7 +25,7 @@ def overview() -> None:
         st.info("Waiting for the first answer from the gateway…", icon=":material/hourglass_empty:")
         return
     if view.error:
-        st.warning(f"Last look failed: {view.error}", icon=":material/warning:")
+        st.warning(f"Last look failed: {escape_markdown(view.error)}", icon=":material/warning:")
     health = view.health
     if health is not None:
         columns = st.columns(4)

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.chrome import session_chrome
 from dashboard.export import panels_to_csv
 from dashboard.figures import build_figure
+from dashboard.markup import escape_markdown
 from dashboard.panel import DEFAULT_WINDOW, WINDOWS, Panel, take_panel
 from dashboard.session import session_buffer
 from dashboard.settings import get_settings
@@ -38,17 +39,19 @@ def _number(value: float | None) -> str:
 
 
 def _metrics(series: str, stats: SeriesStats) -> None:
+    # A metric label renders Markdown: the series name is the publisher's and must show as typed.
+    name = escape_markdown(series)
     columns = st.columns(4)
-    columns[0].metric(f"{series} · now", _number(stats.current))
-    columns[1].metric(f"{series} · rate", f"{stats.rate:.1f}/s")
-    columns[2].metric(f"{series} · min", _number(stats.minimum))
-    columns[3].metric(f"{series} · max", _number(stats.maximum))
+    columns[0].metric(f"{name} · now", _number(stats.current))
+    columns[1].metric(f"{name} · rate", f"{stats.rate:.1f}/s")
+    columns[2].metric(f"{name} · min", _number(stats.minimum))
+    columns[3].metric(f"{name} · max", _number(stats.maximum))
 
 
 def _panel_view(panel: Panel) -> None:
     info = panel.info
     header = st.columns([2, 3], vertical_alignment="center")
-    header[0].subheader(panel.channel)
+    header[0].subheader(escape_markdown(panel.channel))
     header[1].multiselect(
         "Series",
         list(info.series),
