@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.chrome import session_chrome
 from dashboard.consumer import MAX_AUTO_CHANNELS
+from dashboard.markup import escape_markdown
 from dashboard.session import session_buffer
 from dashboard.settings import get_settings
 from dashboard.status import clock_time
@@ -26,7 +27,7 @@ def overview() -> None:
         st.info("Waiting for the first answer from the gateway…", icon=":material/hourglass_empty:")
         return
     if view.error:
-        st.warning(f"Last look failed: {view.error}", icon=":material/warning:")
+        st.warning(f"Last look failed: {escape_markdown(view.error)}", icon=":material/warning:")
     health = view.health
     if health is not None:
         columns = st.columns(4)

@@ -68,17 +68,19 @@ def _number(value: float | None) -> str:
 
 
 def _metrics(series: str, stats: SeriesStats) -> None:
+    # A metric label renders Markdown: the series name is the publisher's and must show as typed.
+    name = escape_markdown(series)
     columns = st.columns(4)
-    columns[0].metric(f"{series} · now", _number(stats.current))
-    columns[1].metric(f"{series} · rate", f"{stats.rate:.1f}/s")
-    columns[2].metric(f"{series} · min", _number(stats.minimum))
-    columns[3].metric(f"{series} · max", _number(stats.maximum))
+    columns[0].metric(f"{name} · now", _number(stats.current))
+    columns[1].metric(f"{name} · rate", f"{stats.rate:.1f}/s")
+    columns[2].metric(f"{name} · min", _number(stats.minimum))
+    columns[3].metric(f"{name} · max", _number(stats.maximum))
 
 
 def _panel_view(panel: Panel) -> None:
     info = panel.info
     header = st.columns([2, 3], vertical_alignment="center")
-    header[0].subheader(panel.channel)
+    header[0].subheader(escape_markdown(panel.channel))
     header[1].multiselect(
         "Series",
         list(info.series),
