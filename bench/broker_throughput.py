@@ -88,7 +88,9 @@ def fanout_rate(gateway: GatewayProcess, config: Config) -> float:
 
 def measure(broker_url: str, config: Config, workdir: Path) -> dict[str, float]:
     gateway = GatewayProcess(
-        workdir, env={"PULSE_BROKER_URL": broker_url, "PULSE_HISTORY_SIZE": "1000"}
+        # The per-identity HTTP publish limit is off: this measures the broker, not the policy.
+        workdir,
+        env={"PULSE_BROKER_URL": broker_url, "PULSE_HISTORY_SIZE": "1000", "PULSE_HTTP_PUBLISH_RATE": "0"},
     ).start()
     try:
         return {

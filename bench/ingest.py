@@ -58,7 +58,8 @@ def publish_rate(gateway: GatewayProcess, batch: int, seconds: float, threads: i
 
 
 def pinned_gateway(workdir: Path, broker_url: str) -> GatewayProcess:
-    env = {"PULSE_BROKER_URL": broker_url, "PULSE_LOG_LEVEL": "warning"}
+    # Capacity, not policy: the per-identity HTTP publish limit (every thread here is one address) is off.
+    env = {"PULSE_BROKER_URL": broker_url, "PULSE_LOG_LEVEL": "warning", "PULSE_HTTP_PUBLISH_RATE": "0"}
     gateway = GatewayProcess(workdir, env=env)
     if shutil.which("taskset"):
         gateway.command_prefix = ["taskset", "-c", "0"]

@@ -2,7 +2,8 @@
 
 It writes everything it receives into the session's ``SessionBuffer`` and never touches Streamlit
 (``st.*`` and ``st.session_state`` belong to the script thread). The script reads the buffer, and talks to
-the consumer only through the thread-safe methods here: ``stop``, ``publish`` and ``join_room``.
+the consumer only through the thread-safe methods here: ``stop``, ``publish``, ``join_room``, ``watch``,
+``find_channels`` and ``refused``.
 
 Connection lifecycle (docs/protocol.md §11):
 
@@ -10,6 +11,12 @@ Connection lifecycle (docs/protocol.md §11):
   has a position (resume), else with ``history`` (first load);
 - every ``discover_interval`` seconds, read ``/api/channels`` and ``/healthz``: new ``data:`` and
   ``notify:`` channels are subscribed, and the answers feed the operator view;
+
+Which channels (a rule that publishing to many new channels cannot beat): the configured ones
+(``PULSE_DASHBOARD_CHANNELS``, and the rooms) on every connection, whether or not they exist yet; then
+the most recently active ``data:`` and ``notify:`` channels, asking the gateway for no more than
+``MAX_AUTO_CHANNELS``; then any channel the user picks (``watch``). A subscription the gateway refuses
+is never dropped silently: ``refused`` says which and why.
 - ``recovered: false`` marks a ``data:`` channel's gap and reloads it over HTTP (``dashboard.recovery``);
 - on a close, reconnect with jittered exponential backoff (``shared.backoff``) unless the close code says
   not to (``shared.codes.should_reconnect``); 4401 stops the consumer and the status says why.
@@ -21,6 +28,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from itertools import count
 from urllib.parse import urlencode
@@ -65,7 +73,9 @@ CLOSE_TIMEOUT = 0.5
 """Seconds to wait for the gateway's close frame when stopping: a released session frees its thread fast."""
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 MAX_AUTO_CHANNELS = 100
-"""Discovered channels subscribed at most (the gateway allows 128 subscriptions per connection)."""
+"""Discovered channels subscribed at most, besides configured and picked ones (the gateway allows 128
+subscriptions per connection: the rest is room for the user's picks)."""
+AUTO_NAMESPACES = (Namespace.DATA, Namespace.NOTIFY)
 
 _serial = count(1)
 
@@ -85,6 +95,8 @@ class ConsumerConfig:
     token: str | None = None
     name: str = "dashboard"
     rooms: tuple[str, ...] = ("chat:lobby",)
+    channels: tuple[str, ...] = ()
+    """``data:``/``notify:`` channels subscribed first, on every connection (``PULSE_DASHBOARD_CHANNELS``)."""
     history: int = 1000
     """Publications loaded when a ``data:`` channel is first subscribed."""
     chat_history: int = 100
@@ -101,6 +113,7 @@ class ConsumerConfig:
             token=settings.token_value,
             name=settings.dashboard_name,
             rooms=tuple(settings.dashboard_rooms),
+            channels=tuple(settings.dashboard_channels),
             history=settings.dashboard_history,
             chat_history=settings.dashboard_chat_history,
             discover_interval=settings.dashboard_discover_interval,
@@ -121,8 +134,14 @@ class Consumer:
         self._loop = asyncio.new_event_loop()
         self._stop_requested = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name=f"pulse-consumer-{next(_serial)}", daemon=True)
-        self._wanted: dict[str, None] = dict.fromkeys(config.rooms)
+        self._wanted: dict[str, None] = dict.fromkeys((*config.rooms, *config.channels))
         """Channels to be subscribed on every connection, in order (a dict as an ordered set)."""
+        self._discovered: set[str] = set()
+        """The channels of ``_wanted`` that discovery chose (at most ``MAX_AUTO_CHANNELS``)."""
+        self._refused: dict[str, str] = {}
+        """Configured or picked channels the gateway refused, with its reason (read from any thread)."""
+        self._declined: set[str] = set()
+        """Discovered channels the gateway refused: discovery does not choose them again."""
         self._link: Link | None = None
         self._resuming: dict[str, StreamPosition] = {}
         """Channels subscribed with ``since`` on this connection, until their ``subscribed`` arrives."""
@@ -132,6 +151,7 @@ class Consumer:
         self._opened_at = time.time()
         self._subscribe_refs: dict[int, str] = {}
         self._last_error = ""
+        self._http: httpx.AsyncClient | None = None
 
     # -- any thread -------------------------------------------------------------------------------
 
@@ -192,6 +212,45 @@ class Consumer:
         except RuntimeError:
             raise ConsumerStoppedError("the dashboard's connection has been shut down") from None
 
+    def watch(self, channel: str) -> None:
+        """Subscribe to a ``data:`` or ``notify:`` channel the user picked, now and on every later
+        connection; if the gateway refuses, ``refused`` says why."""
+        if Channel.parse(channel).namespace not in AUTO_NAMESPACES:
+            raise ValueError(f"{channel!r} is not a data: or notify: channel")
+        try:
+            self._loop.call_soon_threadsafe(self._pick, channel)
+        except RuntimeError:
+            raise ConsumerStoppedError("the dashboard's connection has been shut down") from None
+
+    def refused(self) -> dict[str, str]:
+        """Channels wanted but refused by the gateway (subscription limit, token), with the reason."""
+        return dict(self._refused)
+
+    def find_channels(self, prefix: str, limit: int, timeout: float) -> list[str]:
+        """Names of live channels starting with ``prefix`` (at most ``limit``, by name), from the gateway.
+
+        Called from the script thread; raises ``NotConnectedError`` when the gateway cannot answer.
+        """
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._find(prefix, limit), self._loop)
+        except RuntimeError:
+            raise NotConnectedError("the dashboard's connection has been shut down") from None
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise NotConnectedError(f"the gateway did not answer within {timeout:g} s") from None
+
+    async def _find(self, prefix: str, limit: int) -> list[str]:
+        http = self._http
+        if http is None:
+            raise NotConnectedError(self._why_not_connected())
+        try:
+            body = await self._get(http, "/api/channels", (200,), {"prefix": prefix, "limit": limit})
+            return [info.name for info in ChannelList.model_validate_json(body).channels]
+        except (httpx.HTTPError, ValidationError, _HTTPStatusError) as exc:
+            raise NotConnectedError(f"could not list channels: {exc}") from None
+
     def _why_not_connected(self) -> str:
         status = self.buffer.connection()
         if status.state is ConnectionState.STOPPED:
@@ -217,6 +276,7 @@ class Consumer:
         async with httpx.AsyncClient(
             base_url=self.config.http_url, headers=headers, timeout=httpx.Timeout(5.0), trust_env=False
         ) as http:
+            self._http = http
             stop = asyncio.ensure_future(self._stop_requested.wait())
             work = asyncio.ensure_future(self._connect_forever(http))
             await asyncio.wait({stop, work}, return_when=asyncio.FIRST_COMPLETED)
@@ -313,6 +373,11 @@ class Consumer:
 
     # -- subscriptions ----------------------------------------------------------------------------
 
+    def _pick(self, channel: str) -> None:
+        self._refused.pop(channel, None)
+        self._declined.discard(channel)
+        self._want(channel)
+
     def _want(self, channel: str) -> None:
         if channel in self._wanted:
             return
@@ -344,8 +409,10 @@ class Consumer:
     async def _discover(self, http: httpx.AsyncClient, link: Link) -> None:
         """Read the channel list and health: subscribe to new data and notify channels; feed the overview."""
         previous = self.buffer.overview()
+        # Only what is shown and chosen from: the most recently active channels, not the whole list.
+        params: dict[str, str | int] = {"order": "recent", "limit": MAX_AUTO_CHANNELS}
         try:
-            listing = ChannelList.model_validate_json(await self._get(http, "/api/channels", (200,)))
+            listing = ChannelList.model_validate_json(await self._get(http, "/api/channels", (200,), params))
             health = Health.model_validate_json(await self._get(http, "/healthz", (200, 503)))
         except (httpx.HTTPError, ValidationError, _HTTPStatusError) as exc:
             self.buffer.set_overview(
@@ -358,19 +425,18 @@ class Consumer:
             )
             return
         self.buffer.set_overview(GatewayOverview(tuple(listing.channels), health, time.time()))
-        auto = sum(1 for name in self._wanted if namespace_of(name) is not Namespace.CHAT)
-        for info in listing.channels:
-            if info.name in self._wanted or namespace_of(info.name) not in (Namespace.DATA, Namespace.NOTIFY):
-                continue
-            if auto >= MAX_AUTO_CHANNELS:
-                break
-            auto += 1
-            self._wanted[info.name] = None
-            await self._subscribe(link, info.name, None)
+        active = [info.name for info in listing.channels]
+        taken = self._wanted.keys() | self._declined
+        for name in choose_discovered(active, taken, MAX_AUTO_CHANNELS - len(self._discovered)):
+            self._discovered.add(name)
+            self._wanted[name] = None
+            await self._subscribe(link, name, None)
 
     @staticmethod
-    async def _get(http: httpx.AsyncClient, path: str, ok: tuple[int, ...]) -> bytes:
-        response = await http.get(path)
+    async def _get(
+        http: httpx.AsyncClient, path: str, ok: tuple[int, ...], params: dict[str, str | int] | None = None
+    ) -> bytes:
+        response = await http.get(path, params=params)
         if response.status_code not in ok:
             raise _HTTPStatusError(f"GET {path} answered {response.status_code}")
         return response.content
@@ -394,6 +460,11 @@ class Consumer:
                 channel = self._subscribe_refs.pop(message.ref, "") if isinstance(message.ref, int) else ""
                 if channel:
                     self._wanted.pop(channel, None)
+                    if channel in self._discovered:
+                        self._discovered.discard(channel)
+                        self._declined.add(channel)  # not asked for by the user: not chosen again
+                    else:
+                        self._refused[channel] = f"{message.code}: {message.detail}"
                 where = channel or "a request"
                 log.warning("gateway error %s on %s: %s", message.code, where, message.detail)
         else:
@@ -445,3 +516,16 @@ class Consumer:
 
 class _HTTPStatusError(Exception):
     pass
+
+
+def choose_discovered(active: Iterable[str], wanted: Collection[str], room: int) -> list[str]:
+    """Of ``active`` (most recently active first), the ``data:`` and ``notify:`` channels not yet
+    ``wanted``, at most ``room`` of them: what discovery subscribes to. Configured channels are in
+    ``wanted`` from the start, so no number of other channels can take their place."""
+    chosen: list[str] = []
+    for name in active:
+        if len(chosen) >= room:
+            break
+        if name not in wanted and name not in chosen and namespace_of(name) in AUTO_NAMESPACES:
+            chosen.append(name)
+    return chosen

@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.downsample import DEFAULT_MAX_POINTS, downsample
+from dashboard.markup import escape_plotly
 from dashboard.panel import Panel
 
 CHART_HEIGHT = 320
@@ -18,7 +19,9 @@ def build_figure(panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS) -> go.Fi
     for trace in panel.traces:
         ts, values = downsample(trace.ts, trace.values, max_points)
         x_ms = np.multiply(ts, 1000.0)
-        figure.add_trace(go.Scatter(x=x_ms, y=values, name=trace.series, mode="lines", line={"width": 1.5}))
+        figure.add_trace(
+            go.Scatter(x=x_ms, y=values, name=escape_plotly(trace.series), mode="lines", line={"width": 1.5})
+        )
     figure.update_layout(
         height=CHART_HEIGHT,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},

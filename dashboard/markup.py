@@ -1,10 +1,37 @@
-"""Untrusted text in Streamlit elements that render Markdown (toasts, captions)."""
+"""Publisher text (channel and series names, notification text, error reasons) shown as plain text.
 
+Streamlit has no plain-text toast, subheader, metric label, caption or alert: they render Markdown (remark
+with GFM and Streamlit's own extensions). ``escape_markdown`` turns any text into Markdown that renders as
+exactly that text:
+
+- a backslash before every ASCII punctuation character (CommonMark lets any of them be escaped): no
+  emphasis, link, image, HTML, heading, list, code, table, LaTeX (``$``) or directive (``:red[...]``);
+- a WORD JOINER (U+2060, invisible and zero-width) before every ``:``, ``@`` and ``.``: GFM finds bare
+  URLs, ``www.`` and e-mail addresses, and Streamlit finds ``:material/name:`` and ``:emoji:`` shortcodes,
+  in the text *after* the escapes are resolved, so a backslash alone does not stop them. ``http⁠://``,
+  ``www⁠.``, ``a⁠@b⁠.c`` and ``⁠:smile⁠:`` match none of those patterns. (Text copied off the page keeps the
+  joiners.)
+- line breaks and runs of white space become one space: no paragraphs, no indented code blocks.
+
+Plotly renders a subset of HTML in trace names, titles and hover labels (``<a href>``, ``<b>``, ``<br>``);
+``escape_plotly`` writes ``&``, ``<`` and ``>`` as entities, which plotly shows as the characters.
+"""
+
+import html
 import re
+import string
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$])")
+WORD_JOINER = "\u2060"
+_LINK_TRIGGERS = re.compile(r"(?=[:@.])")
+_PUNCTUATION = re.compile(f"([{re.escape(string.punctuation)}])")
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash every Markdown and HTML metacharacter: the text shows as typed; links stay text."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Markdown that Streamlit renders as ``text``, on one line: no markup, no links, no shortcodes."""
+    flat = " ".join(text.split())
+    return _PUNCTUATION.sub(r"\\\1", _LINK_TRIGGERS.sub(WORD_JOINER, flat))
+
+
+def escape_plotly(text: str) -> str:
+    """A plotly label (trace name, title) that plotly shows as ``text``, with no tags acting as HTML."""
+    return html.escape(text, quote=False)

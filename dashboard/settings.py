@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS
-from shared.channels import NAME_PATTERN, Channel, Namespace
+from shared.channels import NAME_PATTERN, Namespace, check_namespaces, split_list
 from shared.messages import MAX_HISTORY_REQUEST
 
 
@@ -23,6 +23,14 @@ class DashboardSettings(BaseSettings):
     """Chat identity when there is no token (with a token, the gateway uses its ``sub``)."""
     dashboard_rooms: Annotated[list[str], NoDecode] = ["chat:lobby"]
     """Chat rooms every session joins (comma-separated ``chat:`` channels); users can join more."""
+    dashboard_channels: Annotated[list[str], NoDecode] = [
+        "data:cpu",
+        "data:network",
+        "data:sensors",
+        "notify:alerts",
+    ]
+    """``data:`` and ``notify:`` channels every session subscribes to first (comma-separated); then the
+    most recently active others, up to ``MAX_AUTO_CHANNELS``; users can pick any other one."""
     dashboard_max_points: Annotated[int, Field(ge=100, le=10_000_000)] = DEFAULT_MAX_POINTS
     """Points kept per series in each session's buffer (16 bytes each)."""
     dashboard_max_age: Annotated[float, Field(gt=0)] = 6 * 3600.0
@@ -41,17 +49,22 @@ class DashboardSettings(BaseSettings):
     @field_validator("dashboard_rooms", mode="before")
     @classmethod
     def _split_rooms(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_list(value)
 
     @field_validator("dashboard_rooms")
     @classmethod
     def _check_rooms(cls, rooms: list[str]) -> list[str]:
-        for room in rooms:
-            if Channel.parse(room).namespace is not Namespace.CHAT:
-                raise ValueError(f"{room!r} is not a chat: channel")
-        return rooms
+        return check_namespaces(rooms, Namespace.CHAT)
+
+    @field_validator("dashboard_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("dashboard_channels")
+    @classmethod
+    def _check_channels(cls, channels: list[str]) -> list[str]:
+        return check_namespaces(channels, Namespace.DATA, Namespace.NOTIFY)
 
     @field_validator("gateway_url")
     @classmethod

@@ -1,8 +1,8 @@
 """``python -m gateway``: serve the gateway with the transport settings from ``PULSE_*``.
 
 Plain ``uvicorn gateway.app:app`` works too; this entry point also hands uvicorn the WebSocket frame
-limit, keepalive and compression settings, and the request-head deadline and size cap
-(``gateway.handshake``), which an ASGI app cannot set for itself.
+limit, keepalive and compression settings, and the request head and body deadlines and the caps on
+request heads and open HTTP connections (``gateway.handshake``), which an ASGI app cannot set for itself.
 """
 
 import uvicorn

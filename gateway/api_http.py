@@ -1,6 +1,7 @@
 """The HTTP API: publish, channel list, history, health and metrics."""
 
 import asyncio
+import math
 import time
 from typing import Annotated, Any
 
@@ -9,14 +10,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from gateway import handshake
-from gateway.auth import OPEN, AuthError, Grant, bearer_token, verify_token
+from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
+from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
 from gateway.deps import GatewayDep
 from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
+from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from shared.api import (
+    CHANNEL_PAGE,
+    CHANNEL_PREFIX_PATTERN,
     MAX_BATCH,
+    MAX_CHANNEL_PAGE,
     ChannelInfo,
     ChannelList,
     ErrorBody,
@@ -59,8 +65,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: _FORBIDDEN,
     413: {
         "model": ErrorBody,
-        "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, or a text "
-        "or series count over its limit",
+        "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, a text or series count over "
+        "its limit, or a new channel past PULSE_MAX_CHANNELS (nothing published)",
+    },
+    429: {
+        "model": ErrorBody,
+        "description": "This identity (token sub, else client address) used up its points per second "
+        "(PULSE_HTTP_PUBLISH_RATE); nothing was read or published",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until a publish is let in again",
+                "required": True,
+                "schema": {"type": "integer"},
+            }
+        },
     },
     422: {
         "model": ErrorBody | ParameterErrors,
@@ -119,6 +137,28 @@ def _grant(gateway: Gateway, authorization: str | None) -> Grant:
         return verify_token(token, settings.secret.get_secret_value())
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def _publish_bucket(gateway: Gateway, request: Request, grant: Grant) -> TokenBucket | None:
+    """The points-per-second bucket of whoever publishes (the token's ``sub`` when auth is on, else the
+    client's address), charged one point for the request; None when the limit is off. Raises 429 while
+    that bucket is empty."""
+    settings = gateway.settings
+    if not settings.http_publish_rate:
+        return None
+    client = request.client
+    identity = grant.subject if settings.auth_enabled else client.host if client is not None else ""
+    bucket = gateway.http_publishers[identity or "?"]
+    wait = bucket.wait()
+    if wait > 0:
+        gateway.metrics.http_publish_limited += 1
+        raise HTTPException(
+            429,
+            f"{ErrorCode.RATE_LIMITED}: more than {settings.http_publish_rate:g} points/s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    bucket.spend(1)  # a request that fails validation costs a point too
+    return bucket
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -189,12 +229,16 @@ async def publish(
         raise HTTPException(403, f"your token does not allow publishing to {channel}")
     if name is not None and not is_valid_name(name):
         raise HTTPException(400, "name must match [A-Za-z0-9_.-]{1,64}")
+    # Refused before the body is read, so a flood costs little; a batch let in is charged in full.
+    bucket = _publish_bucket(gateway, request, grant)
     body = await _read_body(request, gateway.settings.max_body_bytes)
     try:
         payloads = parse_body(target, body)
     except PayloadError as exc:
         status = {ErrorCode.TOO_LARGE: 413, ErrorCode.BAD_REQUEST: 422}.get(exc.code, 400)
         raise HTTPException(status, f"{exc.code}: {exc.detail}") from None
+    if bucket is not None:
+        bucket.spend(len(payloads) - 1)
     sender = grant.subject or name or "http"
     try:
         # Keys are the caller's own: two publishers who happen to pick the same key do not collide.
@@ -202,6 +246,8 @@ async def publish(
         offsets = await gateway.broker.publish(
             target, enrich(payloads, sender=sender), idempotency_key=scoped_key
         )
+    except ChannelLimitError as exc:
+        raise HTTPException(413, f"{ErrorCode.TOO_LARGE}: {exc}") from None
     except PublishError as exc:
         raise HTTPException(503, f"not published: {exc}") from None
     gateway.metrics.messages_in += len(offsets)
@@ -212,14 +258,40 @@ async def publish(
 @router.get(
     "/api/channels",
     response_model=ChannelList,
-    responses={401: _UNAUTHORIZED, 422: _PARAMETER_ERRORS, 503: _BROKER_DOWN},
+    response_model_exclude_none=True,
+    responses={
+        400: {"model": ErrorBody, "description": "A `cursor` this `order` did not hand out"},
+        401: _UNAUTHORIZED,
+        422: _PARAMETER_ERRORS,
+        503: _BROKER_DOWN,
+    },
 )
 async def list_channels(
-    gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+    gateway: GatewayDep,
+    prefix: Annotated[
+        str, Query(pattern=CHANNEL_PREFIX_PATTERN, description="Only channels whose name starts with this")
+    ] = "",
+    order: Annotated[
+        ChannelOrder, Query(description="`name` (ascending) or `recent` (latest publish first)")
+    ] = ChannelOrder.NAME,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_CHANNEL_PAGE, description="Most channels returned")
+    ] = CHANNEL_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="The `next` of the previous page (same prefix and order)"),
+    ] = None,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> ChannelList:
-    """Channels published to, with position, local subscribers and rate (those the token may read)."""
+    """One page of the live channels, with position, local subscribers, rate and last publish time
+    (only those the token may read)."""
     grant = _grant(gateway, authorization)
-    stats = [item for item in await gateway.broker.channels() if grant.may_subscribe(item.name)]
+    allowed = None if grant.subscribe == EVERYTHING else grant.may_subscribe
+    query = ChannelQuery(prefix=prefix, order=order, limit=limit, cursor=cursor, allowed=allowed)
+    try:
+        page = await gateway.broker.channels(query)
+    except CursorError as exc:
+        raise HTTPException(400, f"{ErrorCode.BAD_REQUEST}: {exc}") from None
     return ChannelList(
         channels=[
             ChannelInfo(
@@ -228,9 +300,11 @@ async def list_channels(
                 epoch=item.position.epoch,
                 subscribers=gateway.hub.subscribers(item.name),
                 rate=item.rate,
+                last_published=item.last_published,
             )
-            for item in stats
-        ]
+            for item in page.channels
+        ],
+        next=page.next,
     )
 
 

@@ -2,12 +2,14 @@
 
 import gc
 import logging
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 
-from gateway import api_history, api_http, classic, web, ws_session
+from gateway import api_history, api_http, classic, handshake, web, ws_session
 from gateway.broker import PublishError, make_broker
 from gateway.history import make_recorder
 from gateway.hub import Hub
@@ -19,6 +21,9 @@ from gateway.wire import RawSendMiddleware
 
 log = logging.getLogger("gateway")
 
+SPARE_FILES = 64
+"""File descriptors the gateway needs besides its connections: the listening socket, SQLite, Redis, logs."""
+
 
 def tune_garbage_collector(threshold: int) -> None:
     """Collect the young generation every ``threshold`` allocations instead of every 700, and leave what
@@ -29,6 +34,28 @@ def tune_garbage_collector(threshold: int) -> None:
     gc.freeze()
 
 
+def raise_open_file_limit(settings: Settings) -> None:
+    """Raise the soft limit on open files to the hard limit: every connection is a descriptor, and the
+    usual soft limit (1024) is far below ``PULSE_MAX_CONNECTIONS``. Warn when even the hard limit is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # an unlimited hard limit (macOS) cannot be the soft one
+            log.warning("open files: soft limit %d kept, raising it to %d failed: %s", soft, hard, exc)
+        else:
+            log.info("open files: soft limit raised from %d to the hard limit %d", soft, hard)
+            soft = hard
+    wanted = settings.max_connections + settings.max_http_connections + SPARE_FILES
+    if soft < wanted:
+        log.warning(
+            "open files limit %d is below the %d that PULSE_MAX_CONNECTIONS + PULSE_MAX_HTTP_CONNECTIONS "
+            "need: raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower those settings",
+            soft,
+            wanted,
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -36,9 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_garbage_collector(settings.gc_threshold)
+        raise_open_file_limit(settings)
         broker = make_broker(settings)
         metrics = Metrics()
-        hub = Hub(broker, metrics, max_subscriptions=settings.max_subscriptions)
+        hub = Hub(
+            broker,
+            metrics,
+            max_subscriptions=settings.max_subscriptions,
+            direct_queue_bytes=settings.direct_queue_bytes,
+        )
         recorder = make_recorder(settings)
         if recorder is not None:
             broker.on_accepted = recorder.record
@@ -71,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_http.router)
     app.include_router(api_history.router)
     app.add_exception_handler(PublishError, api_http.broker_unavailable)
+    app.add_exception_handler(ClientDisconnect, handshake.client_gone)
     app.include_router(classic.router)
     web.mount(app)
     # The later one added wraps the earlier: RawSendMiddleware, outermost, keeps the server's own send

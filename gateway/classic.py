@@ -6,7 +6,8 @@
 - ``/ws/chat/{room}?client_id=...``: plain-text chat in ``chat:<room>``. Each text frame (or
   ``{"message": ...}``) is published; every message arrives as ``{"client_id", "message", "timestamp"}``,
   and joins and leaves as the same shape with ``"system": true``.
-- ``/ws/notifications``: every ``notify:`` channel (``?channel=notify:x`` to pick), as
+- ``/ws/notifications``: ``notify:`` channels (``?channel=notify:x`` to pick; without it, the configured
+  ``PULSE_NOTIFY_CHANNELS`` and then the most recently active, up to the subscription limit), as
   ``{"channel", "level", "title", "body", "timestamp"}``.
 
 Chat and notifications are dialects (``gateway/dialects.py``) of the one session: the hub fans out to
@@ -15,6 +16,7 @@ have no ``auth`` op).
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from functools import lru_cache
@@ -24,6 +26,8 @@ from fastapi import APIRouter, WebSocket
 from pydantic_core import from_json
 
 from gateway.admission import admit, close_reason, deny
+from gateway.broker import PublishError
+from gateway.broker.base import ChannelOrder, ChannelQuery
 from gateway.deps import GatewayDep
 from gateway.dialects import Apply, Dialect
 from gateway.ratelimit import TokenBucket
@@ -128,19 +132,33 @@ class NotificationsDialect(Dialect):
             for channel in self.chosen:
                 await apply(SubscribeOp(op="subscribe", channel=channel))
             return
+        # Configured channels first, then the most recently active: publishing to many new channels
+        # cannot push a configured one out. Past the subscription limit the hub's `too_large` error,
+        # naming the first channel left out, tells the client once; `?channel=` picks others.
+        limit = gateway.settings.max_subscriptions
         following: set[str] = set()
-        first = True
+        for name in gateway.settings.notify_channels:
+            following.add(name)
+            await apply(SubscribeOp(op="subscribe", channel=name))
+        query = ChannelQuery(prefix=f"{Namespace.NOTIFY}:", order=ChannelOrder.RECENT, limit=limit)
+        first, told = True, False
         while True:
-            for stats in await gateway.broker.channels():
-                name = stats.name
-                if name in following or not name.startswith(f"{Namespace.NOTIFY}:"):
-                    continue
-                following.add(name)
-                # A channel that appeared after the client connected: what it published since then
-                # (from offset 0 of its epoch) is news to the client, so it is replayed.
-                since = None if first else StreamPosition(offset=0, epoch=stats.position.epoch)
-                await apply(SubscribeOp(op="subscribe", channel=name, since=since))
-            first = False
+            with contextlib.suppress(PublishError):  # the broker is down: look again next round
+                for stats in (await gateway.broker.channels(query)).channels:
+                    name = stats.name
+                    if name in following:
+                        continue
+                    if len(following) >= limit:
+                        if not told:
+                            told = True
+                            await apply(SubscribeOp(op="subscribe", channel=name))  # refused, said once
+                        break
+                    following.add(name)
+                    # A channel that appeared after the client connected: what it published since then
+                    # (from offset 0 of its epoch) is news to the client, so it is replayed.
+                    since = None if first else StreamPosition(offset=0, epoch=stats.position.epoch)
+                    await apply(SubscribeOp(op="subscribe", channel=name, since=since))
+                first = False
             await asyncio.sleep(DISCOVER_SECONDS)
 
 

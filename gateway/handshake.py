@@ -1,12 +1,17 @@
-"""uvicorn's HTTP protocol with a deadline and a size cap on each request head (WebSocket handshakes too).
+"""uvicorn's HTTP protocol with deadlines on request heads and bodies, a head size cap and a cap on
+open HTTP connections (WebSocket handshakes go through it too).
 
 uvicorn 0.54's httptools protocol arms a timer only after a response, as keep-alive: a connection that
-sends nothing, or sends its request head one byte at a time (slowloris), is held open for ever, and
-httptools buffers a header of any size (a 10 MB one is answered 200). This subclass closes a connection
-whose head is not complete within ``PULSE_HANDSHAKE_TIMEOUT`` seconds (408 if it had started one) and
-answers 431 once a head passes ``PULSE_MAX_HEADER_BYTES``. It also sends the 431/414/400 that
-websockets queues for an upgrade request it cannot parse (over 128 headers, a line over 8 KiB), which
-uvicorn's ``websockets-sansio`` protocol never writes, leaving the client waiting for ever.
+sends nothing, or sends its request head or body one byte at a time (slowloris), is held open for ever,
+and httptools buffers a header of any size (a 10 MB one is answered 200). This subclass closes a
+connection whose head is not complete within ``PULSE_HANDSHAKE_TIMEOUT`` seconds (408 if it had started
+one), answers 431 once a head passes ``PULSE_MAX_HEADER_BYTES``, and answers 408 to a request whose body
+has not ended ``PULSE_BODY_TIMEOUT`` seconds after its head. A connection past
+``PULSE_MAX_HTTP_CONNECTIONS`` open HTTP connections is answered 503 before anything of it is parsed; a
+connection upgraded to WebSocket stops counting (``PULSE_MAX_CONNECTIONS`` bounds those). It also sends
+the 431/414/400 that websockets queues for an upgrade request it cannot parse (over 128 headers, a line
+over 8 KiB), which uvicorn's ``websockets-sansio`` protocol never writes, leaving the client waiting for
+ever.
 
 ``python -m gateway`` uses it; with the uvicorn command line pass
 ``--http gateway.handshake:HandshakeGuardProtocol``.
@@ -17,6 +22,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -33,7 +40,7 @@ the middle of sending reads the answer instead of a reset."""
 
 @dataclass
 class HandshakeStats:
-    """What the guard refused in this process (for ``/metrics``)."""
+    """What the guard refused in this process (for ``/metrics``), and what it holds open."""
 
     timeouts: int = 0
     """Connections closed because their request head was not complete in time."""
@@ -41,13 +48,16 @@ class HandshakeStats:
     """Request heads refused with 431 for passing ``PULSE_MAX_HEADER_BYTES``."""
     bad_upgrades: int = 0
     """WebSocket upgrade requests websockets could not parse, answered instead of left hanging."""
+    http_connections: int = 0
+    """HTTP connections open now, against ``PULSE_MAX_HTTP_CONNECTIONS`` (upgraded ones not counted)."""
 
 
 stats = HandshakeStats()
 
 
 class HandshakeGuardProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` plus a request-head deadline and size cap (settings read per process)."""
+    """``HttpToolsProtocol`` plus request-head and body deadlines, a head size cap and a connection cap
+    (settings read per process)."""
 
     def __init__(
         self,
@@ -60,27 +70,52 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
         settings = get_settings()
         self._head_timeout = settings.handshake_timeout
         self._max_head_bytes = settings.max_header_bytes
+        self._body_timeout = settings.body_timeout
+        self._max_connections = settings.max_http_connections
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._awaiting_head = True
         self._head_started = False
         self._head_bytes = 0
+        self._reading_body = False
+        self._counted = False
+        self._over_capacity = False
         self._refused = False
 
     # --- connection ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if stats.http_connections >= self._max_connections:
+            # Answered as soon as it sends something (clients read an answer only after sending their
+            # request), just closed if it sends nothing within LINGER_SECONDS; never counted.
+            self._over_capacity = True
+            self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            return
+        stats.http_connections += 1
+        self._counted = True
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._release()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._over_capacity:
+            self._over_capacity = False
+            self._refuse(503, f"over {self._max_connections} open HTTP connections, try again later")
+            return
+        self._feed(data)
+        # Armed here rather than per head, so a request that arrives whole needs no timer at all.
+        waiting = self._reading_body and self._body_timer is None and not self._refused
+        if waiting and not self.transport.is_closing() and self.transport.get_protocol() is self:
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_timed_out)
+
+    def _feed(self, data: bytes) -> None:
         while data and not self._refused:
             if not self._awaiting_head:
                 super().data_received(data)
@@ -108,6 +143,7 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
         self._awaiting_head = False
         self._head_started = False
         self._head_bytes = 0
+        self._reading_body = True
         self._cancel_head_timer()
         super().on_headers_complete()
 
@@ -115,10 +151,14 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
         super().on_message_complete()
         # Anything after this request is the next head (keep-alive or pipelining): meter it too.
         self._awaiting_head = True
+        self._reading_body = False
+        self._cancel_body_timer()
 
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
         protocol = self.transport.get_protocol()
+        if protocol is not self:
+            self._release()  # a WebSocket now: PULSE_MAX_CONNECTIONS counts it, and its own close ends it
         conn = getattr(protocol, "conn", None)
         if (
             isinstance(conn, ServerProtocol)
@@ -144,6 +184,32 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _release(self) -> None:
+        """Stop this connection's timers and give back its place under the cap (once)."""
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        if self._counted:
+            self._counted = False
+            stats.http_connections -= 1
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        answered = self.cycle.response_started
+        # The application's receive() now returns http.disconnect, and whatever it sends is dropped.
+        self.cycle.disconnected = True
+        self.cycle.message_event.set()
+        if answered:
+            self.transport.close()
+        else:
+            self._answer(408, f"request body not complete within {self._body_timeout:g} s")
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
@@ -164,6 +230,12 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
             # answer now would land inside it, so close once it is done instead.
             self.cycle.keep_alive = False
             return
+        self._answer(status, reason)
+
+    def _answer(self, status: int, reason: str) -> None:
+        """Write ``status`` with ``reason`` as its body, and close without resetting the connection."""
+        self._refused = True
+        self._release()
         body = reason.encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -177,6 +249,15 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
             # Closing with unread input makes the kernel send a reset, which can destroy the answer
             # before the client reads it; so half-close, discard input briefly, then close.
             self.transport.write_eof()
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """Handler for ``ClientDisconnect``: a client that left, or was cut off by a deadline, in the middle
+    of its body is nobody's error; this answer goes nowhere (uvicorn drops it), and no traceback is logged."""
+    log.debug("%s left before the end of its request body", request.client)
+    return Response(status_code=400)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gateway.broker import Broker, Publication, PublishError
+from gateway.broker import Broker, Direct, Publication, PublishError
 from gateway.metrics import Metrics
 from gateway.outbox import MAX_PACKED_CHARS, Outbox
 from shared.channels import Channel, Namespace
@@ -59,10 +59,14 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, broker: Broker, metrics: Metrics, *, max_subscriptions: int) -> None:
+    def __init__(
+        self, broker: Broker, metrics: Metrics, *, max_subscriptions: int, direct_queue_bytes: int
+    ) -> None:
         self._broker = broker
         self._metrics = metrics
         self._max_subscriptions = max_subscriptions
+        self._direct_queue_bytes = direct_queue_bytes
+        """Direct-message characters one connection may have queued (outside its slow-consumer limit)."""
         self._live: dict[str, set[Outbox]] = {}
         self._pending: dict[str, dict[Connection, list[Publication]]] = {}
         self._local: dict[str, int] = {}
@@ -91,12 +95,14 @@ class Hub:
         if self._live.get(channel):
             self._collect(channel, frame)
 
-    def on_direct(self, client_id: str, frame: str) -> bool:
+    def on_direct(self, client_id: str, frame: str) -> Direct:
         connection = self._clients.get(client_id)
         if connection is None:
-            return False
-        connection.outbox.put(frame)
-        return True
+            return Direct.NOT_FOUND
+        if not connection.outbox.put_direct(frame, self._direct_queue_bytes):
+            self._metrics.direct_refused += 1
+            return Direct.FULL
+        return Direct.QUEUED
 
     def on_gap(self, channel: str) -> None:
         # The broker lost publications of this channel: a subscriber kept live would never notice. It
@@ -185,7 +191,9 @@ class Hub:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"already subscribed to {name}", ref)
         if len(connection.channels) >= self._max_subscriptions:
             raise ProtocolError(
-                ErrorCode.TOO_LARGE, f"at most {self._max_subscriptions} subscriptions per connection", ref
+                ErrorCode.TOO_LARGE,
+                f"at most {self._max_subscriptions} subscriptions per connection: {name} is not subscribed",
+                ref,
             )
         if since is not None and history is not None:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "give either 'since' or 'history', not both", ref)

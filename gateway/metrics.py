@@ -44,6 +44,10 @@ class Metrics:
     slow_disconnects: int = 0
     client_errors: int = 0
     """Error frames sent to clients."""
+    direct_refused: int = 0
+    """Direct messages a target's direct budget refused (or, from another process, dropped)."""
+    http_publish_limited: int = 0
+    """HTTP publishes answered 429 (the identity's points per second used up)."""
     publish_latency: Histogram = field(default_factory=Histogram)
     """Seconds from receiving a publish request to its publications being queued to subscribers."""
 
@@ -78,6 +82,18 @@ class Metrics:
             self.slow_disconnects,
         )
         sample("pulse_client_errors_total", "counter", "Error frames sent to clients.", self.client_errors)
+        sample(
+            "pulse_direct_refused_total",
+            "counter",
+            "Direct messages refused or dropped: the target's direct budget was full.",
+            self.direct_refused,
+        )
+        sample(
+            "pulse_http_publish_limited_total",
+            "counter",
+            "HTTP publishes answered 429: the identity's publish rate was used up.",
+            self.http_publish_limited,
+        )
         for name, value in extra_gauges.items():
             sample(name, "gauge", name.replace("_", " ") + ".", value)
         for name, value in (extra_counters or {}).items():

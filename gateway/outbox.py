@@ -9,6 +9,10 @@ frame when batching is on, else as separate frames in one socket write. A channe
 tick come in already packed (:meth:`Outbox.put_packed`, built once by the hub for every subscriber), so
 the common case costs one queue entry per connection per tick, not one per message.
 
+Direct messages (one connection to another) share the queue but not its limit: they have a budget of
+their own (:meth:`Outbox.put_direct`), which refuses them when full, so another client's messages can
+never close a connection as a slow consumer.
+
 A connection with a direct sink (``gateway.wire``: frames straight to the transport) is written by one
 callback per tick that goes over every outbox queued to since the last one, with no task switch per
 connection. The connection's sender task takes over whenever the socket cannot take more (its buffer is
@@ -59,6 +63,8 @@ class Outbox:
         "_batch",
         "_closed",
         "_direct",
+        "_direct_frames",
+        "_direct_pending",
         "_error",
         "_frames",
         "_limit",
@@ -89,6 +95,10 @@ class Outbox:
         self._packed_counts: deque[int] | None = None
         """How many messages each queued packed array holds, oldest first (made on the first one)."""
         self._pending = 0
+        """Characters queued toward the limit: everything but direct messages."""
+        self._direct_frames: deque[str] | None = None
+        """The direct messages among the queued frames, oldest first (made on the first one)."""
+        self._direct_pending = 0
         self._wakeup = asyncio.Event()
         self._scheduled = False
         """A write is already due (flush or sender wake-up): further puts this tick only append."""
@@ -103,7 +113,12 @@ class Outbox:
     @property
     def pending(self) -> int:
         """Characters queued and not yet handed to the socket (JSON is ASCII-heavy: about bytes)."""
-        return self._pending
+        return self._pending + self._direct_pending
+
+    @property
+    def direct_pending(self) -> int:
+        """Characters of direct messages queued (they do not count toward the slow-consumer limit)."""
+        return self._direct_pending
 
     @property
     def room(self) -> int:
@@ -130,6 +145,24 @@ class Outbox:
                 _due.append(self)
         return True
 
+    def put_direct(self, frame: str, budget: int) -> bool:
+        """Queue a direct message if the direct messages queued, it included, stay within ``budget``
+        characters; False (and nothing else happens) when they would not, or the outbox is closed."""
+        size = len(frame)
+        if self._closed or self._direct_pending + size > budget:
+            return False
+        # Kept out of the limit: put() counts it as _pending, so it is moved to _direct_pending, and
+        # put()'s overflow check is made with _pending as it was (size taken off first, then added).
+        self._pending -= size
+        if not self.put(frame):
+            return False
+        directs = self._direct_frames
+        if directs is None:
+            directs = self._direct_frames = deque()
+        directs.append(frame)
+        self._direct_pending += size
+        return True
+
     def put_packed(self, frames: list[str], packed: str) -> bool:
         """Queue several JSON messages of one channel at once; ``packed`` is them as one JSON array,
         shared by every subscriber. Without batching they are queued one by one."""
@@ -153,7 +186,8 @@ class Outbox:
         self.dropped = len(self._frames) - len(packed) + sum(packed) + refused
         self._frames.clear()
         self._packed_counts = None
-        self._pending = 0
+        self._direct_frames = None
+        self._pending = self._direct_pending = 0
         self._wakeup.set()
         self._on_overflow()
 
@@ -216,6 +250,8 @@ class Outbox:
             size += len(frame)
             if frame[0] == "[":
                 self._unpacked()
+            elif self._direct_frames and frame is self._direct_frames[0]:
+                self._direct_taken()
             parts.append(frame)
         self._pending -= size
         if self._batch and len(parts) > 1:
@@ -228,7 +264,18 @@ class Outbox:
         self._pending -= len(frame)
         if frame[0] == "[":
             self._unpacked()
+        elif self._direct_frames and frame is self._direct_frames[0]:
+            self._direct_taken()
         return frame
+
+    def _direct_taken(self) -> None:
+        """The oldest direct message was just taken (and counted off ``_pending``): move its count back
+        from there to ``_direct_pending``, where it belongs."""
+        directs = self._direct_frames
+        assert directs is not None
+        size = len(directs.popleft())
+        self._pending += size
+        self._direct_pending -= size
 
     def _unpacked(self) -> None:
         counts = self._packed_counts

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.channels import Namespace, check_namespaces, split_list
+
 KiB = 1024
 MiB = 1024 * KiB
 DAY = 24 * 3600.0
@@ -48,6 +50,15 @@ class Settings(BaseSettings):
     """Connections one identity (token ``sub`` or ``name``) may hold at once; further ones get HTTP 503."""
     max_subscriptions: Annotated[int, Field(ge=1)] = 128
     """Channels one connection may subscribe to at once."""
+    max_channels: Annotated[int, Field(ge=1)] = 10_000
+    """Live channels (every namespace: durable ``chat:``/``notify:`` ones count and stay); a publish that
+    would create one more is refused (HTTP 413 / ``too_large``). Subscribing never creates a channel."""
+    channel_idle_ttl: Annotated[float, Field(gt=0)] = 3600.0
+    """Seconds a ``data:`` channel may go without a publish before it is dropped with its history (and
+    frees its place under ``max_channels``); its next publish starts it again in a new epoch."""
+    notify_channels: Annotated[list[str], NoDecode] = ["notify:alerts"]
+    """``notify:`` channels ``/ws/notifications`` (without ``?channel=``) always follows, before the most
+    recently active others (comma-separated)."""
     secret: SecretStr | None = None
     """HS256 key for tokens. Unset: the gateway runs open (no auth) and logs a warning."""
     allowed_origins: Annotated[list[str], NoDecode] = []
@@ -57,12 +68,35 @@ class Settings(BaseSettings):
     for a later keep-alive request, from its first byte; then it is closed (408 if it had started one)."""
     max_header_bytes: Annotated[int, Field(ge=1 * KiB)] = 16 * KiB
     """Largest request head (request line and headers); a bigger one gets HTTP 431."""
+    body_timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds a request has from the end of its head to the last byte of its body; then it gets HTTP 408
+    and the connection is closed."""
+    max_http_connections: Annotated[int, Field(ge=1)] = 1_000
+    """HTTP connections this process holds open at once (WebSocket handshakes until they are upgraded
+    too); a further one is answered HTTP 503 and closed. Upgraded WebSockets count only toward
+    ``max_connections``."""
     auth_timeout: Annotated[float, Field(gt=0)] = 10.0
     """Seconds a connection has to send its ``auth`` op when auth is on."""
     client_rate: Annotated[float, Field(gt=0)] = 100.0
     """Ops per second one connection may send (token bucket)."""
     client_burst: Annotated[int, Field(ge=1)] = 200
     """Ops one connection may send in a burst above ``client_rate``."""
+    direct_rate: Annotated[float, Field(gt=0)] = 32 * KiB
+    """Bytes per second of ``direct`` messages one identity may send from this process, all its
+    connections together (token bucket; over it the op gets ``rate_limited``)."""
+    direct_burst: Annotated[int, Field(ge=1 * KiB)] = 128 * KiB
+    """Bytes of ``direct`` messages one identity may send in a burst above ``direct_rate``; a single
+    direct message bigger than this (or than ``direct_queue_bytes``) gets ``too_large``."""
+    direct_queue_bytes: Annotated[int, Field(ge=1 * KiB)] = 256 * KiB
+    """Bytes of ``direct`` messages that may wait in one target connection's queue, from every sender
+    together; over it a direct message is refused (``rate_limited``), never counted toward the target's
+    ``client_queue_bytes``, so direct messages cannot close anyone as a slow consumer."""
+    http_publish_rate: Annotated[float, Field(ge=0)] = 50_000.0
+    """Points per second one identity (token ``sub``, else client address) may publish over HTTP; over it
+    ``POST /api/publish`` answers 429 with ``Retry-After``. 0 turns the limit off."""
+    http_publish_burst: Annotated[int, Field(ge=1)] = 100_000
+    """Points one identity may publish over HTTP in a burst above ``http_publish_rate``. A request is let
+    in while the identity has any points left and charged in full (a batch is never split)."""
     batch_frames: bool = True
     """Pack what is pending for a connection into one JSON-array frame (off: one frame per message)."""
     ws_ping_interval: Annotated[float, Field(gt=0)] = 20.0
@@ -95,6 +129,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("notify_channels", mode="before")
+    @classmethod
+    def _split_notify_channels(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _check_notify_channels(cls, channels: list[str]) -> list[str]:
+        return check_namespaces(channels, Namespace.NOTIFY)
 
     @field_validator("secret")
     @classmethod

@@ -8,6 +8,7 @@ from gateway.broker import Broker
 from gateway.history import Recorder
 from gateway.hub import Hub
 from gateway.metrics import Metrics
+from gateway.ratelimit import KeyedBuckets
 from gateway.settings import Settings
 
 
@@ -24,3 +25,12 @@ class Gateway:
     """WebSockets admitted and not yet closed, counted from before the accept (the connection cap)."""
     identities: Counter[str] = field(default_factory=Counter)
     """Admitted WebSockets per identity (the per-identity cap)."""
+    direct_senders: KeyedBuckets = field(init=False)
+    """Characters of direct messages per sending identity, all its connections here together."""
+    http_publishers: KeyedBuckets = field(init=False)
+    """Points published over HTTP per identity (token ``sub``, else client address)."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.direct_senders = KeyedBuckets(settings.direct_rate, settings.direct_burst)
+        self.http_publishers = KeyedBuckets(settings.http_publish_rate, settings.http_publish_burst)

@@ -9,12 +9,17 @@ the loop in ``maintain`` on its own connection, and automatic checkpoints on the
 
 Epochs: durable channels share the database's epoch, made once when the file is created, so an epoch
 changes only when the file (the history) is lost, never because the gateway restarted.
+
+Idempotency keys of durable channels are committed in the same transaction as the publications they
+name, so a retry after a crash finds the key exactly when it finds the messages; ``maintain`` prunes
+the expired ones.
 """
 
 import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +36,19 @@ CREATE TABLE IF NOT EXISTS publications (
     data TEXT NOT NULL,
     PRIMARY KEY (channel, offset)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    channel TEXT NOT NULL,
+    key TEXT NOT NULL,
+    first_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (channel, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires);
 """
+
+PRUNE_BATCH = 1000
+"""Expired idempotency keys deleted per transaction, so the writer never waits long for the lock."""
 
 
 class StoreError(Exception):
@@ -44,6 +61,17 @@ class StoredPublication:
     offset: int
     ts: float
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An idempotency key of a durable channel and the offsets its publish got."""
+
+    channel: str
+    key: str
+    offsets: range
+    expires: float
+    """Wall-clock time (``time.time()``) after which a repeat of the key publishes again."""
 
 
 class DurableStore:
@@ -100,8 +128,26 @@ class DurableStore:
             streams.setdefault(channel, []).append(StoredPublication(channel, offset, ts, json.loads(data)))
         return streams
 
-    def append(self, publications: Sequence[Publication]) -> None:
-        """Commit publications in one transaction; raise ``StoreError`` if that fails."""
+    def load_keys(self, now: float, limit: int) -> list[StoredKey]:
+        """The newest ``limit`` idempotency keys valid at wall-clock ``now``, soonest to expire first."""
+        rows = (
+            self._require_writer()
+            .execute(
+                """
+                SELECT channel, key, first_offset, last_offset, expires FROM idempotency
+                WHERE expires > ? ORDER BY expires DESC LIMIT ?
+                """,
+                (now, limit),
+            )
+            .fetchall()
+        )
+        return [
+            StoredKey(channel, key, range(first, last + 1), expires)
+            for channel, key, first, last, expires in reversed(rows)
+        ]
+
+    def append(self, publications: Sequence[Publication], key: StoredKey | None = None) -> None:
+        """Commit publications and ``key`` (if any) in one transaction; raise ``StoreError`` if that fails."""
         conn = self._require_writer()
         rows = [(p.channel, p.offset, p.ts, json.dumps(p.data, separators=(",", ":"))) for p in publications]
         try:
@@ -110,6 +156,15 @@ class DurableStore:
                 conn.executemany(
                     "INSERT INTO publications (channel, offset, ts, data) VALUES (?, ?, ?, ?)", rows
                 )
+                if key is not None:
+                    # REPLACE: an expired key may still be stored until the next prune.
+                    conn.execute(
+                        """
+                        INSERT OR REPLACE INTO idempotency (channel, key, first_offset, last_offset, expires)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                        (key.channel, key.key, key.offsets.start, key.offsets.stop - 1, key.expires),
+                    )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -120,11 +175,12 @@ class DurableStore:
             for publication in publications:
                 self._written[publication.channel] = publication.offset
 
-    def maintain(self) -> None:
-        """Trim rows past ``keep`` in channels written since the last call, then checkpoint the WAL.
+    def maintain(self, now: float | None = None) -> None:
+        """Trim rows past ``keep`` in channels written since the last call, delete idempotency keys expired
+        at wall-clock ``now`` (default: the current time), then checkpoint the WAL.
 
-        Blocking: run it in a thread. One short transaction per channel, by primary key, so the writer
-        on the event loop never waits long for the lock.
+        Blocking: run it in a thread. One short transaction per channel, by primary key, and per
+        ``PRUNE_BATCH`` keys, so the writer on the event loop never waits long for the lock.
         """
         with self._maintenance_lock:
             written, self._written = self._written, {}
@@ -134,6 +190,17 @@ class DurableStore:
                 conn.execute(
                     "DELETE FROM publications WHERE channel = ? AND offset <= ?", (channel, top - self.keep)
                 )
+            expired_at = time.time() if now is None else now
+            while True:
+                pruned = conn.execute(
+                    """
+                    DELETE FROM idempotency WHERE (channel, key) IN
+                    (SELECT channel, key FROM idempotency WHERE expires <= ? LIMIT ?)
+                    """,
+                    (expired_at, PRUNE_BATCH),
+                ).rowcount
+                if pruned < PRUNE_BATCH:
+                    break
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()

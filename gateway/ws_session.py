@@ -20,7 +20,8 @@ from uvicorn.protocols.utils import ClientDisconnected
 
 from gateway.admission import admit, close_reason
 from gateway.auth import OPEN, AuthError, Grant, verify_token
-from gateway.broker import PublishError
+from gateway.broker import Direct, PublishError
+from gateway.broker.base import ChannelLimitError
 from gateway.dialects import NATIVE, Dialect
 from gateway.hub import Connection
 from gateway.outbox import Outbox
@@ -321,6 +322,8 @@ class Session:
             offsets = await self._gateway.broker.publish(
                 channel, enrich([payload], sender=self._connection.name)
             )
+        except ChannelLimitError as exc:
+            raise ProtocolError(ErrorCode.TOO_LARGE, str(exc), op.id) from None
         except PublishError as exc:
             raise ProtocolError(ErrorCode.UNAVAILABLE, f"not published: {exc}", op.id) from None
         self._metrics.messages_in += 1
@@ -332,8 +335,27 @@ class Session:
             frame = encode(DirectMessage(sender=self.client_id, name=self._connection.name, data=op.data))
         except ValueError as exc:  # PydanticSerializationError: data that cannot be written back as JSON
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"data cannot be sent: {exc}", op.id) from None
-        if not await self._gateway.broker.send_direct(op.to, frame):
+        # Bounded twice, outside every slow-consumer limit: per sending identity here (a rate), and per
+        # target where the target lives (what may wait in its queue; see Hub.on_direct).
+        settings = self._settings
+        largest = min(settings.direct_burst, settings.direct_queue_bytes)
+        if len(frame) > largest:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"a direct message is at most {largest} bytes", op.id)
+        bucket = self._gateway.direct_senders[self._connection.name]
+        if not bucket.take(len(frame)):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"direct messages are limited to {settings.direct_rate:g} bytes/s per identity; "
+                f"retry in {bucket.wait(len(frame)):.1f} s",
+                op.id,
+            )
+        outcome = await self._gateway.broker.send_direct(op.to, frame)
+        if outcome is Direct.NOT_FOUND:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no connected client {op.to!r}", op.id)
+        if outcome is Direct.FULL:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, f"too many direct messages are waiting for {op.to!r}", op.id
+            )
         self.outbox.put(encode(Ack(ref=op.id)))
 
 

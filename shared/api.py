@@ -27,10 +27,21 @@ class ChannelInfo(_Body):
     """Subscribers connected to this gateway process."""
     rate: float
     """Messages published per second, smoothed over the last few seconds."""
+    last_published: float = 0.0
+    """Unix time of the latest publish (0 when unknown): how recently the channel was active."""
+
+
+MAX_CHANNEL_PAGE = 1000
+"""Most channels one ``GET /api/channels`` returns (``limit``); the default is ``CHANNEL_PAGE``."""
+CHANNEL_PAGE = 100
+CHANNEL_PREFIX_PATTERN = r"^[A-Za-z0-9_.:-]{0,80}$"
+"""What ``prefix=`` may be: the start of a channel name."""
 
 
 class ChannelList(_Body):
     channels: list[ChannelInfo]
+    next: str | None = None
+    """Pass as ``cursor`` (same ``prefix`` and ``order``) for the next page; absent on the last one."""
 
 
 class HistoryPage(_Body):

@@ -57,3 +57,19 @@ class Channel:
 
 def is_valid_name(name: str) -> bool:
     return _NAME_RE.fullmatch(name) is not None
+
+
+def split_list(value: object) -> object:
+    """A comma-separated setting (``"a, b"``) as a list of its non-empty parts; other values unchanged."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def check_namespaces(names: list[str], *allowed: Namespace) -> list[str]:
+    """``names`` when each is a valid channel in one of ``allowed``; else ``ValueError`` naming the first."""
+    for name in names:
+        if Channel.parse(name).namespace not in allowed:
+            wanted = " or ".join(f"{namespace}:" for namespace in allowed)
+            raise ValueError(f"{name!r} is not a {wanted} channel")
+    return names

@@ -161,11 +161,14 @@ class AppProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-def dashboard_process(workdir: Path, gateway_url: str, env: Mapping[str, str] | None = None) -> AppProcess:
-    """``streamlit run dashboard/app.py`` on a free port, fed by the gateway at ``gateway_url``."""
+def dashboard_process(
+    workdir: Path, gateway_url: str, env: Mapping[str, str] | None = None, module: str = "streamlit"
+) -> AppProcess:
+    """``streamlit run dashboard/app.py`` on a free port, fed by the gateway at ``gateway_url``; ``module``
+    is what ``python -m`` runs (``tests.thread_census`` adds a thread census)."""
     port = free_port()
     args = [
-        "-m", "streamlit", "run", "dashboard/app.py",
+        "-m", module, "run", "dashboard/app.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip

@@ -7,6 +7,8 @@ and ``on_release`` runs on ``st.cache_resource.clear()``.
 
 import base64
 import json
+import re
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -223,3 +225,47 @@ def test_a_gateway_restart_shows_the_gap_and_the_reloaded_points(dashboard_env: 
     gaps = [w.value for w in at.warning if w.value.startswith("Gap")]
     assert len(gaps) == 1 and "history reloaded" in gaps[0]
     assert chart_points(at) == {"user": 15}
+
+
+PUNCTUATION = set(string.punctuation)
+LINK_OR_SHORTCODE = re.compile(r"https?://|www\.|[\w.+-]@[\w-]|:[\w/+-]+:", re.IGNORECASE)
+"""What GFM autolinks and Streamlit's shortcodes look for in text after Markdown escapes are resolved."""
+
+
+def assert_plain_markdown(source: str, raw: str) -> None:
+    """``source`` is Markdown that renders as ``raw``: every ASCII punctuation character escaped, and
+    no URL, e-mail address or shortcode left in the text that the escapes resolve to."""
+    text = []
+    characters = iter(source)
+    for char in characters:
+        assert char not in PUNCTUATION or char == "\\", f"unescaped {char!r} in {source!r}"
+        text.append(next(characters) if char == "\\" else char)
+    resolved = "".join(text)
+    assert not LINK_OR_SHORTCODE.search(resolved), resolved
+    assert resolved.replace("\u2060", "") == raw
+
+
+def test_publisher_text_reaches_markdown_escaped(dashboard_env: GatewayProcess) -> None:
+    """Names and notification text go into toasts, subheaders and metric labels as plain-text Markdown."""
+    series = ["x_y_z", "__strong__", "www.evil.example"]
+    publish(dashboard_env, "data:a_b_c", [{"values": dict.fromkeys(series, 1.0)}])
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:a_b_c").retained("x_y_z") == 1, what="the point")
+    title = "**bold** _x_ <img src=x> [l](http://evil.example/b) :material/warning:"
+    body = "see http://evil.example/a www.evil.example me@evil.example\n\n    indented"
+    publish(dashboard_env, "notify:alerts", [{"level": "error", "title": title, "body": body}])
+    eventually(lambda: buffer.notifications(), timeout=10, what="notification")
+    at.run()
+    toast = at.toast[0].value
+    assert_plain_markdown(toast[: toast.rindex(" (")], f"{title}: {' '.join(body.split())}")
+    assert_plain_markdown(at.subheader[0].value, "data:a_b_c")
+    labels = [metric.label for metric in at.metric if metric.label.endswith(" · now")]
+    assert len(labels) == len(series)
+    for label, name in zip(labels, series, strict=True):
+        assert_plain_markdown(label.removesuffix(" · now"), name)
+    assert set(chart_points(at)) == set(series), "legend names are the series names"
+    assert at.multiselect(key="live_channels").options == ["data:a_b_c"], "options are plain text"
+    at.switch_page("pages/notifications.py").run()
+    table = at.dataframe[0].value
+    assert list(table["title"]) == [title] and list(table["body"]) == [body], "tables show the raw text"

@@ -5,6 +5,7 @@ and the simulator."""
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -69,3 +70,120 @@ def test_live_chart_grows_and_chat_round_trips(
     assert page.evaluate("() => window.pwned === undefined"), "chat text must never run as HTML"
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     assert (tmp_path / "chat.png").stat().st_size > 0
+
+
+def test_squatted_channels_do_not_hide_the_configured_ones(
+    browser: Browser, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """After 230 one-point data:A000.. and notify:A000.. channels, a new session still charts data:cpu,
+    and the user can still find and add an old squatted channel by prefix."""
+    with httpx.Client(base_url=gateway.http_url, timeout=5) as http:
+        for index in range(230):
+            http.post(f"/api/publish/data:A{index:03}", json={"values": {"v": 1.0}}).raise_for_status()
+            notice = {"level": "info", "title": "squat"}
+            http.post(f"/api/publish/notify:A{index:03}", json=notice).raise_for_status()
+        http.post("/api/publish/data:cpu", json=[{"values": {"user": 1.0 + i}} for i in range(5)])
+    process = dashboard_process(tmp_path, gateway.http_url, {"PULSE_DASHBOARD_REFRESH": "1"})
+    process.start(ready_path="/_stcore/health")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(process.url)
+        page.get_by_role("heading", name="data:cpu").wait_for(timeout=60_000)
+        page.get_by_text("Add a channel").click()
+        page.get_by_label("Find data: channels by prefix").fill("A000")
+        page.get_by_label("Find data: channels by prefix").press("Enter")
+        page.get_by_test_id("stSelectbox").click()
+        page.get_by_role("option", name="data:A000").click()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="data:A000").wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "squatted.png"), full_page=True)
+        process.stop()
+
+
+@pytest.fixture
+def bare_dashboard(gateway: GatewayProcess, tmp_path: Path) -> Iterator[AppProcess]:
+    """The dashboard on a gateway with no simulator: only what the test publishes is on the page."""
+    process = dashboard_process(tmp_path, gateway.http_url, {"PULSE_DASHBOARD_REFRESH": "0.5"})
+    process.start(ready_path="/_stcore/health")
+    yield process
+    process.stop()
+
+
+HOSTILE_TITLE = "Deploy **bold** _x_ <img src=x onerror=window.pwned=1>"
+HOSTILE_BODY = (
+    "see http://evil.example/a www.evil.example/w me@evil.example [link](http://evil.example/b) "
+    "![i](http://evil.example/i.png) <a href=http://evil.example/c>c</a> :material/warning: :red[red] `code`"
+)
+MARKUP_SERIES = ["x_y_z", "__strong__", "www.evil.example"]
+"""Series names the gateway accepts that Markdown would turn into bold text and a link."""
+
+MARKUP_JS = """(selector) => {
+    // Markup inside the matched elements, and their text as a reader sees it (joiners are invisible).
+    const found = [...document.querySelectorAll(selector)];
+    return {
+        texts: found.map((element) => element.textContent.replaceAll('\\u2060', '')),
+        markup: found.flatMap((element) =>
+            [...element.querySelectorAll('a, em, strong, img, code, del, h1, h2, h3, h4, h5, h6, [style]')]
+                .map((inner) => inner.outerHTML)),
+    };
+}"""
+
+EVIL_JS = """() => [...document.querySelectorAll('a[href*="evil"], img[src="x"], img[src*="evil"]')]
+    .map((element) => element.outerHTML).concat(window.pwned === undefined ? [] : ['script ran'])"""
+
+
+def shown(page: Page, selector: str) -> tuple[list[str], list[str]]:
+    """The visible texts of ``selector`` and any markup elements inside them."""
+    found: dict[str, list[str]] = page.evaluate(MARKUP_JS, selector)
+    return found["texts"], found["markup"]
+
+
+APPEARED_JS = """([selector, text]) =>
+    [...document.querySelectorAll(selector)].some((element) => element.textContent.includes(text))"""
+
+
+def appeared(page: Page, selector: str, text: str) -> None:
+    """Wait until an element matching ``selector`` holds ``text`` (hidden ones count: the grid's cells)."""
+    page.wait_for_function(APPEARED_JS, arg=[selector, text], timeout=15_000)
+
+
+def test_publisher_text_shows_as_plain_text_everywhere(
+    browser: Browser, bare_dashboard: AppProcess, gateway: GatewayProcess
+) -> None:
+    """Channel and series names and notification text show as typed: no links, emphasis, images or HTML."""
+    point = {"values": dict.fromkeys(MARKUP_SERIES, 1.0)}
+    for channel, body in (("data:a_b_c", point), ("data:_em_", {"values": {"v": 2.0}})):
+        httpx.post(f"{gateway.http_url}/api/publish/{channel}", json=[body], timeout=5).raise_for_status()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(bare_dashboard.url)
+    page.wait_for_selector(".js-plotly-plot .legendtext", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length == 2", timeout=30_000)
+    notification = {"level": "warning", "title": HOSTILE_TITLE, "body": HOSTILE_BODY}
+    httpx.post(
+        f"{gateway.http_url}/api/publish/notify:alerts", json=[notification], timeout=5
+    ).raise_for_status()
+    appeared(page, '[data-testid="stToast"]', "Deploy")
+
+    toasts, markup = shown(page, '[data-testid="stToast"]')
+    assert any(f"{HOSTILE_TITLE}: {HOSTILE_BODY}" in text for text in toasts), toasts
+    assert not markup, markup
+    headings, markup = shown(page, '[data-testid="stHeading"] [data-heading-text]')
+    assert {"data:a_b_c", "data:_em_"} <= set(headings) and not markup, (headings, markup)
+    labels, markup = shown(page, '[data-testid="stMetricLabel"]')
+    assert {f"{name} · now" for name in MARKUP_SERIES} <= set(labels) and not markup, (labels, markup)
+    legends, markup = shown(page, ".js-plotly-plot .legendtext")
+    assert set(MARKUP_SERIES) <= set(legends) and not markup, (legends, markup)
+    page.locator('[data-testid="stMultiSelect"]').first.click()
+    page.wait_for_selector('[role="option"]', timeout=10_000)
+    options, markup = shown(page, '[role="option"]')
+    assert {"data:a_b_c", "data:_em_"} <= set(options) and not markup, (options, markup)
+    page.keyboard.press("Escape")
+    assert not page.evaluate(EVIL_JS)
+
+    page.get_by_role("link", name="Notifications").click()
+    # The grid draws on a canvas; its cells are also in an accessible table inside it, filled once drawn.
+    appeared(page, '[data-testid="stDataFrame"] [role="gridcell"]', "Deploy")
+    cells, markup = shown(page, '[data-testid="stDataFrame"] [role="gridcell"]')
+    assert HOSTILE_TITLE in cells and HOSTILE_BODY in cells and not markup, (cells, markup)
+    assert not page.evaluate(EVIL_JS)

@@ -3,6 +3,7 @@ and the request/reply matching of one link. No Streamlit, no network."""
 
 import asyncio
 import csv
+import html
 import io
 import time
 
@@ -131,6 +132,16 @@ def test_escape_markdown_leaves_no_markup() -> None:
     hostile = "**bold** ![img](http://x/y.png) [link](javascript:alert(1)) <b>html</b> `code` # head"
     escaped = escape_markdown(hostile)
     assert "\\*\\*bold\\*\\*" in escaped and "\\!\\[img\\]" in escaped and "\\<b\\>" in escaped
+
+
+def test_plotly_labels_carry_no_html() -> None:
+    """A trace name reaches plotly with its tags as entities, so plotly draws them as text."""
+    hostile = '<a href="http://evil.example">x</a><br><b>y</b> & z'
+    buffer = filled(10, (hostile,))
+    figure = build_figure(take_panel(buffer, "data:x", None, "All retained", time.time()))
+    name = figure.data[0].name
+    assert "<" not in name and ">" not in name
+    assert html.unescape(name) == hostile
 
 
 class FakeSocket:

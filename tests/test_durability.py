@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from gateway.broker import Publication
-from gateway.store import DurableStore
+from gateway.store import DurableStore, StoredKey
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
@@ -125,3 +125,41 @@ def test_store_trims_to_history_size_and_keeps_offsets(tmp_path: Path) -> None:
     assert reopened.epoch == store.epoch
     assert [item.data["n"] for item in reopened.load()["chat:t"]] == [8, 9, 10]
     reopened.close()
+
+
+@pytest.mark.parametrize("broker_url", ["memory", "redis"], indirect=True)
+def test_idempotent_retry_after_kill_9_gets_the_first_offsets(gateway: GatewayProcess) -> None:
+    """A chat or notify batch retried with its Idempotency-Key after kill -9 and restart is not redone."""
+    batches = {
+        "chat:orders": [{"text": f"line {n}"} for n in range(5)],
+        "notify:ops": [{"level": "info", "title": f"alert {n}"} for n in range(5)],
+    }
+    headers = {"Idempotency-Key": "batch-7"}
+    for channel, batch in batches.items():
+        sent = httpx.post(f"{gateway.http_url}/api/publish/{channel}", json=batch, headers=headers)
+        assert sent.json() == {"offsets": [1, 2, 3, 4, 5]}
+    gateway.stop(signal.SIGKILL)
+    gateway.start()
+    for channel, batch in batches.items():
+        url = f"{gateway.http_url}/api/publish/{channel}"
+        assert httpx.post(url, json=batch, headers=headers).json() == {"offsets": [1, 2, 3, 4, 5]}
+        fresh = httpx.post(url, json=batch[0], headers={"Idempotency-Key": "batch-8"})
+        assert fresh.json() == {"offsets": [6]}
+        page = httpx.get(f"{gateway.http_url}/api/channels/{channel}/history", params={"limit": 100}).json()
+        assert [p["offset"] for p in page["publications"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_stored_idempotency_keys_expire_and_are_pruned(tmp_path: Path) -> None:
+    """A key stored with its publications is loaded until it expires, and maintenance deletes it after."""
+    store = DurableStore(tmp_path / "p.db", keep=10)
+    store.open()
+    publications = [Publication.create("chat:k", n, store.epoch, 1.0, {"n": n}) for n in (1, 2)]
+    store.append(publications, StoredKey("chat:k", "alice\x00k1", range(1, 3), expires=100.0))
+    assert store.load_keys(now=99.0, limit=10) == [StoredKey("chat:k", "alice\x00k1", range(1, 3), 100.0)]
+    assert store.load_keys(now=100.0, limit=10) == []
+    store.maintain(now=99.0)
+    assert len(store.load_keys(now=0.0, limit=10)) == 1
+    store.maintain(now=100.0)
+    assert store.load_keys(now=0.0, limit=10) == []
+    assert [item.offset for item in store.load()["chat:k"]] == [1, 2]
+    store.close()

@@ -43,7 +43,7 @@ class Sink:
 
 async def started_hub() -> tuple[MemoryBroker, Hub]:
     broker = MemoryBroker(history_size=100, history_ttl=3600, store=None)
-    hub = Hub(broker, Metrics(), max_subscriptions=10)
+    hub = Hub(broker, Metrics(), max_subscriptions=10, direct_queue_bytes=64 * 1024)
     await broker.start(hub)
     return broker, hub
 

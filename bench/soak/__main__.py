@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = {
                 "PULSE_BROKER_URL": redis_server.url if redis_server else "memory://",
                 "PULSE_HISTORY_SIZE": str(HISTORY),
+                # The prefill posts every channel's history at once, from one address.
+                "PULSE_HTTP_PUBLISH_RATE": "0",
             }
             gateway = GatewayProcess(root, env=env).start()
             prefill(gateway.http_url, options.channels)

@@ -1,4 +1,5 @@
-"""Channels (operator view): `/api/channels` and `/healthz` as the consumer last read them."""
+"""Channels (operator view): `/api/channels` (the most recently active page) and `/healthz` as the consumer
+last read them."""
 
 import time
 
@@ -6,6 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.chrome import session_chrome
+from dashboard.consumer import MAX_AUTO_CHANNELS
+from dashboard.markup import escape_markdown
 from dashboard.session import session_buffer
 from dashboard.settings import get_settings
 from dashboard.status import clock_time
@@ -24,7 +27,7 @@ def overview() -> None:
         st.info("Waiting for the first answer from the gateway…", icon=":material/hourglass_empty:")
         return
     if view.error:
-        st.warning(f"Last look failed: {view.error}", icon=":material/warning:")
+        st.warning(f"Last look failed: {escape_markdown(view.error)}", icon=":material/warning:")
     health = view.health
     if health is not None:
         columns = st.columns(4)
@@ -35,7 +38,8 @@ def overview() -> None:
         if health.broker.detail:
             st.text(health.broker.detail)
     age = time.time() - view.fetched_at
-    st.caption(f"As of {clock_time(view.fetched_at)} ({age:.0f} s ago)")
+    shown = f"The {MAX_AUTO_CHANNELS} most recently active channels"
+    st.caption(f"{shown}, as of {clock_time(view.fetched_at)} ({age:.0f} s ago)")
     table = pd.DataFrame(
         {
             "channel": [info.name for info in view.channels],

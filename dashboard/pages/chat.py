@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from dashboard.chrome import session_chrome
 from dashboard.consumer import SendTimeoutError
 from dashboard.link import NotConnectedError, RequestRejectedError
+from dashboard.markup import escape_markdown
 from dashboard.session import session_buffer, session_consumer
 from dashboard.session_buffer import ChatKind
 from dashboard.settings import get_settings
@@ -45,7 +46,7 @@ def send(room: str, text: str) -> bool:
         consumer.publish(room, ChatPost(text=text), timeout=settings.dashboard_send_timeout)
     except (NotConnectedError, SendTimeoutError, RequestRejectedError, ValidationError) as exc:
         reason = str(exc) if not isinstance(exc, ValidationError) else "the message is not valid chat text"
-        st.toast(f"Message not sent: {reason}", icon=":material/error:")
+        st.toast(f"Message not sent: {escape_markdown(reason)}", icon=":material/error:")
         unsent.append(Unsent(room, text, reason))
         return False
     return True
@@ -60,7 +61,7 @@ with top[1].popover("Join another room", icon=":material/add:"):
         try:
             channel = Channel.parse(f"chat:{new_room.strip()}")
         except ChannelError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
         else:
             if channel.namespace is Namespace.CHAT and str(channel) not in rooms:
                 rooms.append(str(channel))
@@ -104,7 +105,7 @@ for index, item in enumerate(list(unsent)):
         continue
     with st.container(border=True):
         st.text(f"Not sent: {item.text}")
-        st.caption("Why: " + item.error.replace("`", "'"))
+        st.caption(f"Why: {escape_markdown(item.error)}")
         retry, discard = st.columns(2)
         if retry.button("Retry", key=f"retry_{index}", icon=":material/refresh:"):
             unsent.remove(item)

@@ -11,16 +11,20 @@ import streamlit as st
 from dashboard.chrome import session_chrome
 from dashboard.export import panels_to_csv
 from dashboard.figures import build_figure
+from dashboard.link import NotConnectedError
+from dashboard.markup import escape_markdown
 from dashboard.panel import DEFAULT_WINDOW, WINDOWS, Panel, take_panel
-from dashboard.session import session_buffer
+from dashboard.session import session_buffer, session_consumer
 from dashboard.settings import get_settings
 from dashboard.stats import SeriesStats
 from dashboard.status import clock_time
 
 FROZEN_KEY = "live_frozen"
+FOUND_AT_MOST = 20  # channels a picker search shows
 
 settings = get_settings()
 buffer = session_buffer()
+consumer = session_consumer()
 session_chrome()
 
 st.title("Live")
@@ -33,22 +37,50 @@ if not paused:
     st.session_state.pop(FROZEN_KEY, None)
 
 
+def _channel_picker() -> None:
+    """Any data: channel, found by prefix on the gateway: the user is never limited to those shown."""
+    with st.expander("Add a channel", icon=":material/add:"):
+        typed = st.text_input("Find data: channels by prefix", key="live_find", placeholder="cpu")
+        if not typed:
+            return
+        prefix = typed if typed.startswith("data:") else f"data:{typed}"
+        try:
+            found = consumer.find_channels(prefix, FOUND_AT_MOST, timeout=5.0)
+        except NotConnectedError as exc:
+            st.warning(str(exc), icon=":material/warning:")
+            return
+        if not found:
+            st.text(f"No live channel starts with {prefix}")
+            return
+        pick = st.selectbox("Channel", found, index=None, key="live_pick", placeholder="Pick one")
+        if pick is not None and st.button("Subscribe", key="live_subscribe"):
+            consumer.watch(pick)
+            st.toast(f"Subscribed to {escape_markdown(pick)}", icon=":material/check:")
+
+
+_channel_picker()
+for name, reason in consumer.refused().items():
+    st.warning(escape_markdown(f"Not subscribed to {name}: {reason}"), icon=":material/block:")
+
+
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.4g}"
 
 
 def _metrics(series: str, stats: SeriesStats) -> None:
+    # A metric label renders Markdown: the series name is the publisher's and must show as typed.
+    name = escape_markdown(series)
     columns = st.columns(4)
-    columns[0].metric(f"{series} · now", _number(stats.current))
-    columns[1].metric(f"{series} · rate", f"{stats.rate:.1f}/s")
-    columns[2].metric(f"{series} · min", _number(stats.minimum))
-    columns[3].metric(f"{series} · max", _number(stats.maximum))
+    columns[0].metric(f"{name} · now", _number(stats.current))
+    columns[1].metric(f"{name} · rate", f"{stats.rate:.1f}/s")
+    columns[2].metric(f"{name} · min", _number(stats.minimum))
+    columns[3].metric(f"{name} · max", _number(stats.maximum))
 
 
 def _panel_view(panel: Panel) -> None:
     info = panel.info
     header = st.columns([2, 3], vertical_alignment="center")
-    header[0].subheader(panel.channel)
+    header[0].subheader(escape_markdown(panel.channel))
     header[1].multiselect(
         "Series",
         list(info.series),

@@ -2,10 +2,10 @@
 
 from urllib.parse import urlsplit
 
-from gateway.broker.base import Broker, BrokerHandler, HistoryResult, Publication, PublishError
+from gateway.broker.base import Broker, BrokerHandler, Direct, HistoryResult, Publication, PublishError
 from gateway.settings import Settings
 
-__all__ = ["Broker", "BrokerHandler", "HistoryResult", "Publication", "PublishError", "make_broker"]
+__all__ = ["Broker", "BrokerHandler", "Direct", "HistoryResult", "Publication", "PublishError", "make_broker"]
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -19,12 +19,18 @@ def make_broker(settings: Settings) -> Broker:
             history_size=settings.history_size,
             history_ttl=settings.history_ttl,
             store=DurableStore(settings.sqlite_path, keep=settings.history_size, fsync=settings.sqlite_fsync),
+            max_channels=settings.max_channels,
+            idle_ttl=settings.channel_idle_ttl,
         )
     if scheme in ("redis", "rediss"):
         from gateway.broker.redis import RedisBroker
 
         return RedisBroker(
-            settings.broker_url, history_size=settings.history_size, history_ttl=settings.history_ttl
+            settings.broker_url,
+            history_size=settings.history_size,
+            history_ttl=settings.history_ttl,
+            max_channels=settings.max_channels,
+            idle_ttl=settings.channel_idle_ttl,
         )
     raise ValueError(
         f"PULSE_BROKER_URL={settings.broker_url!r}: unsupported scheme {scheme!r}; use memory:// or redis://"

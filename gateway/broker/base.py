@@ -13,8 +13,9 @@ Obligations of every backend:
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
@@ -75,6 +76,90 @@ class ChannelStats:
     name: str
     position: StreamPosition
     rate: float
+    last_published: float
+    """Unix time of the channel's latest publish (0 when unknown)."""
+
+
+class ChannelOrder(StrEnum):
+    NAME = "name"
+    """Ascending by name; the cursor is the last name of the previous page."""
+    RECENT = "recent"
+    """Most recently published first; the cursor counts the channels already returned."""
+
+
+class CursorError(ValueError):
+    """A ``cursor`` that is not one this order hands out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelQuery:
+    """Which channels a listing wants: one page of at most ``limit``, in ``order``, after ``cursor``."""
+
+    prefix: str = ""
+    order: ChannelOrder = ChannelOrder.NAME
+    limit: int = 100
+    cursor: str | None = None
+    allowed: Callable[[str], bool] | None = None
+    """Only channels this accepts (a token's read patterns); None: all."""
+
+    def skip(self) -> int:
+        """For ``RECENT``: how many matching channels earlier pages returned."""
+        if self.order is not ChannelOrder.RECENT or self.cursor is None:
+            return 0
+        if not self.cursor.isdigit() or len(self.cursor) > 9:
+            raise CursorError(f"cursor {self.cursor[:20]!r} is not one of order=recent's")
+        return int(self.cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPage:
+    channels: list[ChannelStats]
+    next: str | None
+    """The cursor of the next page; None on the last one."""
+
+
+def take_page(ordered: Iterable[str], query: ChannelQuery) -> tuple[list[str], str | None]:
+    """One page of ``query`` from names in its order (for ``NAME``: sorted, starting after the cursor
+    and at the prefix, so the first name past the prefix ends the scan), and the next page's cursor."""
+    by_name = query.order is ChannelOrder.NAME
+    prefix, allowed, skip = query.prefix, query.allowed, query.skip()
+    chosen: list[str] = []
+    for name in ordered:
+        if not name.startswith(prefix):
+            if by_name:
+                break
+            continue
+        if allowed is not None and not allowed(name):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        if len(chosen) == query.limit:
+            return chosen, chosen[-1] if by_name else str(query.skip() + len(chosen))
+        chosen.append(name)
+    return chosen, None
+
+
+class ChannelLimitError(Exception):
+    """A publish would create a channel past ``PULSE_MAX_CHANNELS``: nothing was published."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} channels are live, the most this gateway keeps (PULSE_MAX_CHANNELS); publish to an "
+            "existing channel, or wait until idle data: channels expire"
+        )
+
+
+class Direct(Enum):
+    """What became of a direct message."""
+
+    QUEUED = "queued"
+    """Queued to the target; across processes (``redis://``): handed to the target's process, which
+    queues it or, when the target's direct budget is full, drops it (it cannot answer back)."""
+    NOT_FOUND = "not_found"
+    """No such connection (here, or with a shared backend, anywhere)."""
+    FULL = "full"
+    """The target's direct budget (``PULSE_DIRECT_QUEUE_BYTES``) is full: refused, nothing queued."""
 
 
 class BrokerHandler(Protocol):
@@ -85,8 +170,9 @@ class BrokerHandler(Protocol):
     def on_event(self, channel: str, frame: str) -> None:
         """An ephemeral message for a channel's subscribers (join/leave): no offset, no history."""
 
-    def on_direct(self, client_id: str, frame: str) -> bool:
-        """Deliver to one connection; False when no such connection is here."""
+    def on_direct(self, client_id: str, frame: str) -> Direct:
+        """Deliver to one connection, within its direct budget: ``QUEUED``, ``FULL`` or ``NOT_FOUND``
+        (no such connection here)."""
 
     def on_gap(self, channel: str) -> None:
         """Publications of ``channel`` were lost before they reached this process (a shared backend
@@ -124,8 +210,9 @@ class Broker(ABC):
     ) -> list[int]:
         """Publish payloads (already validated) in order; return their offsets.
 
-        A repeat of ``idempotency_key`` on the same channel within the idempotency window publishes
-        nothing and returns the first call's offsets.
+        Raises ``ChannelLimitError`` when ``channel`` is not live and ``PULSE_MAX_CHANNELS`` are. A
+        repeat of ``idempotency_key`` on the same channel within the idempotency window publishes nothing
+        and returns the first call's offsets.
         """
 
     @abstractmethod
@@ -150,7 +237,9 @@ class Broker(ABC):
     async def publish_event(self, channel: Channel, frame: str) -> None: ...
 
     @abstractmethod
-    async def send_direct(self, client_id: str, frame: str) -> bool: ...
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
+        """Deliver ``frame`` to the connection ``client_id``, in this process or (a shared backend) in
+        the one that holds it; the target's budget is applied where the target lives."""
 
     @abstractmethod
     async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None: ...
@@ -162,7 +251,8 @@ class Broker(ABC):
     async def presence(self, channel: Channel) -> list[PresenceEntry]: ...
 
     @abstractmethod
-    async def channels(self) -> list[ChannelStats]: ...
+    async def channels(self, query: ChannelQuery) -> ChannelPage:
+        """One page of the live channels; raises ``CursorError`` for a cursor it did not hand out."""
 
     @abstractmethod
     def health(self) -> BrokerHealth: ...

@@ -7,27 +7,48 @@ Epochs: ``data:`` streams live only in this process, so they all share an epoch 
 starts (a restart loses their history, and the new epoch says so); durable streams share the SQLite
 file's epoch. A channel nobody has published to has offset 0 in that epoch, so reading or subscribing
 to it needs no state: only a publish creates a stream.
+
+Channels are bounded: a publish that would create a stream past ``max_channels`` is refused, and a
+``data:`` stream with no publish for ``idle_ttl`` seconds is dropped. Dropping one starts a new epoch
+for ``data:`` streams created from then on (those still live keep theirs), so a channel that comes back
+never reuses the offsets of its earlier life in the same epoch: a resume across the drop is
+``recovered: false``. Durable streams are never dropped (their offsets go on in SQLite).
+
+Listing is cheap at any size: ``_streams`` is kept in publish order (a publish moves its stream to the
+end) and ``_names`` sorted, so a page costs its own length plus what the prefix and token skip.
+
+Idempotency keys live here for ``IDEMPOTENCY_WINDOW`` seconds; those of durable channels are also
+committed with their publications, and ``start`` reloads them, so a retry after a crash still gets the
+first offsets. Keys of ``data:`` channels die with the process, as their streams do.
 """
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.broker.base import (
     Broker,
     BrokerHandler,
+    ChannelLimitError,
+    ChannelOrder,
+    ChannelPage,
+    ChannelQuery,
     ChannelStats,
+    Direct,
     HistoryResult,
     Publication,
     PublishError,
     missed_since,
+    take_page,
 )
-from gateway.store import DurableStore, StoreError
+from gateway.store import DurableStore, StoredKey, StoreError
 from shared.api import BrokerHealth
 from shared.channels import Channel
 from shared.messages import PresenceEntry, StreamPosition
@@ -39,19 +60,23 @@ IDEMPOTENCY_MAX_KEYS = 100_000
 RATE_SAMPLE_SECONDS = 1.0
 RATE_SMOOTHING = 0.5
 MAINTENANCE_SECONDS = 30.0
+IDLE_SWEEP_SECONDS = 30.0
+"""Most seconds between looks for idle ``data:`` streams (less when the idle time is shorter)."""
 
 
 class Stream:
     """One channel's stream: its epoch, its latest offset and a bounded, time-limited history."""
 
-    __slots__ = ("_rate_mark", "epoch", "history", "published", "rate", "top")
+    __slots__ = ("_rate_mark", "durable", "epoch", "history", "last_published", "published", "rate", "top")
 
-    def __init__(self, epoch: str, size: int) -> None:
+    def __init__(self, epoch: str, size: int, *, durable: bool) -> None:
         self.epoch = epoch
+        self.durable = durable
         self.top = 0
         self.history: deque[Publication] = deque(maxlen=size)
         self.published = 0
         self.rate = 0.0
+        self.last_published = 0.0
         self._rate_mark = 0
 
     def append(self, publication: Publication) -> None:
@@ -77,11 +102,24 @@ class Stream:
 class MemoryBroker(Broker):
     backend = "memory"
 
-    def __init__(self, *, history_size: int, history_ttl: float, store: DurableStore | None) -> None:
+    def __init__(
+        self,
+        *,
+        history_size: int,
+        history_ttl: float,
+        store: DurableStore | None,
+        max_channels: int = 10_000,
+        idle_ttl: float = 3600.0,
+    ) -> None:
         self._history_size = history_size
         self._history_ttl = history_ttl
         self._store = store
-        self._streams: dict[str, Stream] = {}
+        self._max_channels = max_channels
+        self._idle_ttl = idle_ttl
+        self._streams: OrderedDict[str, Stream] = OrderedDict()
+        """Every live stream, least recently published first."""
+        self._names: list[str] = []
+        """The names of ``_streams``, sorted."""
         self._memory_epoch = secrets.token_hex(4)
         self._presence: dict[str, dict[str, PresenceEntry]] = {}
         # Offsets of one publish are consecutive: a range keeps a 1000-payload answer in O(1) memory.
@@ -95,14 +133,28 @@ class MemoryBroker(Broker):
         if self._store is not None:
             self._store.open()
             for channel, stored in self._store.load().items():
-                stream = self._stream(channel, durable=True)
+                # Restored whatever the cap: they are durable, and refusing them would lose offsets.
+                stream = self._stream(channel, durable=True, capped=False)
                 for item in stored:
                     stream.append(Publication.create(channel, item.offset, stream.epoch, item.ts, item.data))
+                    stream.last_published = item.ts
+            for name, _ in sorted(self._streams.items(), key=lambda item: item[1].last_published):
+                self._streams.move_to_end(name)
             log.info("durable store %s: %d channels restored", self._store.path, len(self._streams))
+            self._restore_idempotency_keys(self._store)
         self._tasks = [
             asyncio.create_task(self._sample_rates(), name="broker-rates"),
             asyncio.create_task(self._maintain(), name="broker-maintenance"),
+            asyncio.create_task(self._drop_idle_forever(), name="broker-idle-channels"),
         ]
+
+    def _restore_idempotency_keys(self, store: DurableStore) -> None:
+        wall, monotonic = time.time(), time.monotonic()
+        loop = asyncio.get_running_loop()
+        for stored in store.load_keys(wall, IDEMPOTENCY_MAX_KEYS):
+            future: asyncio.Future[range] = loop.create_future()
+            future.set_result(stored.offsets)
+            self._idempotency[stored.channel, stored.key] = (monotonic + stored.expires - wall, future)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -116,10 +168,14 @@ class MemoryBroker(Broker):
     def _epoch(self, durable: bool) -> str:
         return self._store.epoch if durable and self._store is not None else self._memory_epoch
 
-    def _stream(self, channel: str, *, durable: bool) -> Stream:
+    def _stream(self, channel: str, *, durable: bool, capped: bool = True) -> Stream:
         stream = self._streams.get(channel)
         if stream is None:
-            stream = self._streams[channel] = Stream(self._epoch(durable), self._history_size)
+            if capped and len(self._streams) >= self._max_channels:
+                raise ChannelLimitError(self._max_channels)
+            stream = Stream(self._epoch(durable), self._history_size, durable=durable)
+            self._streams[channel] = stream
+            bisect.insort(self._names, channel)
         return stream
 
     async def publish(
@@ -136,7 +192,7 @@ class MemoryBroker(Broker):
         future: asyncio.Future[range] = asyncio.get_running_loop().create_future()
         self._idempotency[key] = (now + IDEMPOTENCY_WINDOW, future)
         try:
-            offsets = self._publish_now(channel, payloads)
+            offsets = self._publish_now(channel, payloads, idempotency_key)
         except BaseException as exc:
             # A failed publish is not remembered: the client's retry must be able to succeed.
             del self._idempotency[key]
@@ -154,7 +210,9 @@ class MemoryBroker(Broker):
                 break
             del remembered[key]
 
-    def _publish_now(self, channel: Channel, payloads: Sequence[dict[str, Any]]) -> list[int]:
+    def _publish_now(
+        self, channel: Channel, payloads: Sequence[dict[str, Any]], idempotency_key: str | None = None
+    ) -> list[int]:
         name = str(channel)
         stream = self._stream(name, durable=channel.durable)
         now = time.time()
@@ -164,14 +222,20 @@ class MemoryBroker(Broker):
             for index, data in enumerate(payloads)
         ]
         if channel.durable and self._store is not None:
+            key = None
+            if idempotency_key is not None:
+                offsets = range(first, first + len(publications))
+                key = StoredKey(name, idempotency_key, offsets, now + IDEMPOTENCY_WINDOW)
             try:
-                self._store.append(publications)
+                self._store.append(publications, key)
             except StoreError as exc:
                 self._store_error = str(exc)
                 log.error("publish to %s failed: %s", name, exc)
                 raise PublishError(str(exc)) from exc
             self._store_error = ""
         stream.expire(now - self._history_ttl)
+        stream.last_published = now
+        self._streams.move_to_end(name)
         handler = self._require_handler()
         for publication in publications:
             stream.append(publication)
@@ -207,7 +271,7 @@ class MemoryBroker(Broker):
     async def publish_event(self, channel: Channel, frame: str) -> None:
         self._require_handler().on_event(str(channel), frame)
 
-    async def send_direct(self, client_id: str, frame: str) -> bool:
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
         return self._require_handler().on_direct(client_id, frame)
 
     async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None:
@@ -223,11 +287,24 @@ class MemoryBroker(Broker):
     async def presence(self, channel: Channel) -> list[PresenceEntry]:
         return list(self._presence.get(str(channel), {}).values())
 
-    async def channels(self) -> list[ChannelStats]:
-        return [
-            ChannelStats(name, stream.position, round(stream.rate, 2))
-            for name, stream in sorted(self._streams.items())
+    async def channels(self, query: ChannelQuery) -> ChannelPage:
+        names: Iterable[str]
+        if query.order is ChannelOrder.RECENT:
+            names = reversed(self._streams)
+        else:
+            start = bisect.bisect_left(self._names, query.prefix)
+            if query.cursor is not None:
+                start = max(start, bisect.bisect_right(self._names, query.cursor))
+            names = itertools.islice(self._names, start, None)
+        page, following = take_page(names, query)
+        streams = self._streams
+        stats = [
+            ChannelStats(
+                name, streams[name].position, round(streams[name].rate, 2), streams[name].last_published
+            )
+            for name in page
         ]
+        return ChannelPage(stats, following)
 
     def health(self) -> BrokerHealth:
         if self._store_error:
@@ -247,6 +324,30 @@ class MemoryBroker(Broker):
             for stream in self._streams.values():
                 stream.sample_rate(now - last)
             last = now
+
+    async def _drop_idle_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(IDLE_SWEEP_SECONDS, self._idle_ttl / 2))
+            self.drop_idle(time.time() - self._idle_ttl)
+
+    def drop_idle(self, cutoff: float) -> int:
+        """Drop the ``data:`` streams last published before ``cutoff``; how many were dropped."""
+        idle = []
+        for name, stream in self._streams.items():
+            if stream.last_published >= cutoff:
+                break  # the rest were published later
+            if not stream.durable:
+                idle.append(name)
+        for name in idle:
+            del self._streams[name]
+            del self._names[bisect.bisect_left(self._names, name)]
+        if idle:
+            # A channel created again must not reuse its old offsets in the epoch it had them in.
+            self._memory_epoch = secrets.token_hex(4)
+            log.info(
+                "dropped %d idle data: channels; new ones start in epoch %s", len(idle), self._memory_epoch
+            )
+        return len(idle)
 
     async def _maintain(self) -> None:
         if self._store is None:

@@ -13,9 +13,19 @@ longer has them (trimmed, or Redis lost its data and the epoch changed), the hub
 local subscribers with 1013: they reconnect, resume with ``since`` and get an explicit
 ``recovered: false``. The listener never dies silently: on any Redis error it logs, marks the broker
 degraded (``/healthz`` 503), reconnects with backoff, resubscribes and fills the gaps.
+
+Live channels are listed in one sorted set per namespace (``pulse:channels:<namespace>``), scored by
+their last publish time (refreshed at most once a second per channel and process). A channel's keys
+expire when it has not been published to for its namespace's lifetime (``data:``: the idle time, at
+most the history TTL; ``chat:``/``notify:``: the history TTL), and listing or creating a channel first
+removes the set entries older than that, so the sets count live channels: the cap on them is checked
+before a publish creates a channel (several processes creating at the same instant may overshoot it
+by one each). A page of the list costs two pipelined round trips for the page, plus reading the names
+of the namespaces the prefix selects.
 """
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -34,15 +44,21 @@ from redis.exceptions import RedisError
 from gateway.broker.base import (
     Broker,
     BrokerHandler,
+    ChannelLimitError,
+    ChannelOrder,
+    ChannelPage,
+    ChannelQuery,
     ChannelStats,
+    Direct,
     HistoryResult,
     Publication,
     PublishError,
     missed_since,
+    take_page,
 )
 from shared.api import BrokerHealth
 from shared.backoff import Backoff
-from shared.channels import Channel
+from shared.channels import Channel, Namespace
 from shared.messages import PresenceEntry, StreamPosition
 
 log = logging.getLogger(__name__)
@@ -59,7 +75,9 @@ PROCESS_TTL = 15
 """Seconds a process's liveness key lives without a refresh: presence entries of a dead process vanish."""
 COMMAND_TIMEOUT = 2.0
 """Seconds a Redis command may take: while Redis is down, publishes answer 503 quickly."""
-CHANNELS_KEY = "pulse:channels"
+CHANNELS_KEY = "pulse:channels:{namespace}"
+LISTING_REFRESH = 1.0
+"""Seconds between a process's updates of one channel's last-publish time in its channel set."""
 EPOCH_KEY = "pulse:epoch"
 DIRECT_CHANNEL = "pulse:direct:{process}"
 
@@ -84,6 +102,20 @@ def _presence(channel: str) -> str:
     return f"pulse:{{{channel}}}:presence"
 
 
+def _channel_set(namespace: Namespace) -> str:
+    return CHANNELS_KEY.format(namespace=namespace)
+
+
+def _rate(newest: list[Any] | None, now: float) -> float:
+    """Publications per second over the last few seconds, from the stream's own timestamps: the same
+    answer on every process, with no sampling task per channel."""
+    stamps = [float(fields[b"t"]) for _, fields in newest or [] if fields]
+    recent = [ts for ts in stamps if now - ts <= RATE_WINDOW]
+    if len(recent) == RATE_SAMPLE:
+        return round(RATE_SAMPLE / max(now - recent[-1], 1e-3), 2)
+    return round(len(recent) / RATE_WINDOW, 2)
+
+
 def _channel_of_live(name: str) -> str:
     return name[len("pulse:{") : -len("}:live")]
 
@@ -100,11 +132,27 @@ class _Listening:
 class RedisBroker(Broker):
     backend = "redis"
 
-    def __init__(self, url: str, *, history_size: int, history_ttl: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        history_size: int,
+        history_ttl: float,
+        max_channels: int = 10_000,
+        idle_ttl: float = 3600.0,
+    ) -> None:
         self._url = url
         self._history_size = history_size
         self._history_ttl = history_ttl
         self._key_ttl = max(1, int(history_ttl))
+        self._max_channels = max_channels
+        self._lifetimes = {
+            namespace: self._key_ttl
+            if namespace is not Namespace.DATA
+            else max(1, int(min(idle_ttl, history_ttl)))
+            for namespace in Namespace
+        }
+        """Seconds each namespace's channel keys live after their last publish."""
         self._redis: Redis = Redis.from_url(
             url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT
         )
@@ -117,8 +165,8 @@ class RedisBroker(Broker):
         self._ok = False
         self._detail = "not started"
         self._epoch = ""
-        self._listed: set[str] = set()
-        """Channels this process has added to ``pulse:channels`` since it last (re)connected."""
+        self._listed: dict[str, float] = {}
+        """Channels this process published to, with when it last wrote their time to their channel set."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -173,11 +221,12 @@ class RedisBroker(Broker):
         name = str(channel)
         # Always a key in the channel's slot, even unused: the script's keys must all be declared.
         idempotency = f"pulse:{{{name}}}:idem:{idempotency_key or ''}"
-        ts = repr(time.time())
+        now = time.time()
+        ts = repr(now)
         args: list[Any] = [
             self._epoch,
             self._history_size,
-            self._key_ttl,
+            self._lifetimes[channel.namespace],
             ts,
             json.dumps(name),
             IDEMPOTENCY_SECONDS if idempotency_key else 0,
@@ -186,19 +235,50 @@ class RedisBroker(Broker):
             *(to_json(payload) for payload in payloads),
         ]
         try:
+            lifetime = self._lifetimes[channel.namespace]
+            listed = self._listed.get(name)
+            if listed is None or now - listed >= lifetime:
+                await self._check_room(channel)  # not known to be live: this publish may create it
             first, last, epoch, replayed = await self._publish_script(
                 keys=[_meta(name), _stream(name), idempotency], args=args
             )
-            if name not in self._listed:
-                # Once per channel and process, not per publish: one round trip less on the hot path.
-                await self._redis.sadd(CHANNELS_KEY, name)
-                self._listed.add(name)
+            if listed is None or now - listed >= LISTING_REFRESH:
+                # The time written is never later than the last publish: its keys outlive it by `lifetime`.
+                # Not per publish: one round trip less on the hot path.
+                await self._redis.zadd(_channel_set(channel.namespace), {name: now})
+                self._listed[name] = now
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
         if not int(replayed):
             self._accepted(name, _text(epoch), int(first), payloads)
         return list(range(int(first), int(last) + 1))
+
+    async def _check_room(self, channel: Channel) -> None:
+        """Refuse (``ChannelLimitError``) to create ``channel`` when the live channels are at the cap."""
+        name = str(channel)
+        key = _channel_set(channel.namespace)
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for namespace in Namespace:
+                pipe.zremrangebyscore(_channel_set(namespace), "-inf", now - self._lifetimes[namespace])
+            pipe.zscore(key, name)
+            for namespace in Namespace:
+                pipe.zcard(_channel_set(namespace))
+            answers = await pipe.execute()
+        live = answers[len(Namespace)] is not None
+        if not live and sum(answers[len(Namespace) + 1 :]) >= self._max_channels:
+            raise ChannelLimitError(self._max_channels)
+
+    def _forget_listed(self) -> None:
+        """Drop this process's notes of channels whose keys have expired (the dict stays bounded)."""
+        now = time.time()
+        lifetimes = self._lifetimes
+        stale = [
+            name for name, at in self._listed.items() if now - at >= lifetimes[Namespace(name.split(":")[0])]
+        ]
+        for name in stale:
+            del self._listed[name]
 
     async def publish_event(self, channel: Channel, frame: str) -> None:
         try:
@@ -210,6 +290,9 @@ class RedisBroker(Broker):
 
     async def _position(self, name: str) -> StreamPosition:
         top, epoch = await self._redis.hmget(_meta(name), ["top", "epoch"])
+        return self._position_of(top, epoch)
+
+    def _position_of(self, top: bytes | str | None, epoch: bytes | str | None) -> StreamPosition:
         if epoch is None:
             return StreamPosition(offset=0, epoch=self._epoch)
         return StreamPosition(offset=int(top or 0), epoch=_text(epoch))
@@ -360,6 +443,9 @@ class RedisBroker(Broker):
         text = message["data"].decode()
         handler = self._require_handler()
         if channel_name.startswith("pulse:direct:"):
+            # The sender was acked when Redis took it: a refusal here (the target's direct budget is
+            # full) cannot reach it, so the message is dropped (the hub counts it) and the target keeps
+            # its connection.
             target, _, frame = text.partition(" ")
             handler.on_direct(target, frame)
             return
@@ -449,38 +535,57 @@ class RedisBroker(Broker):
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(f"pulse:client:{client_id}")
 
-    async def send_direct(self, client_id: str, frame: str) -> bool:
-        if self._require_handler().on_direct(client_id, frame):
-            return True
+    async def send_direct(self, client_id: str, frame: str) -> Direct:
+        here = self._require_handler().on_direct(client_id, frame)
+        if here is not Direct.NOT_FOUND:
+            return here
         try:
             process = await self._redis.get(f"pulse:client:{client_id}")
             if process is None:
-                return False
+                return Direct.NOT_FOUND
             target = DIRECT_CHANNEL.format(process=_text(process))
-            return bool(await self._redis.publish(target, f"{client_id} {frame}"))
+            listeners = await self._redis.publish(target, f"{client_id} {frame}")
+            return Direct.QUEUED if listeners else Direct.NOT_FOUND
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
 
-    async def channels(self) -> list[ChannelStats]:
-        try:
-            names = sorted(_text(name) for name in await self._redis.smembers(CHANNELS_KEY))
-            stats = [ChannelStats(name, await self._position(name), await self._rate(name)) for name in names]
-        except (RedisError, OSError) as exc:
-            self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
-        return stats
-
-    async def _rate(self, name: str) -> float:
-        """Publications per second over the last few seconds, from the stream's own timestamps: the same
-        answer on every process, with no sampling task per channel."""
-        newest = await self._redis.xrevrange(_stream(name), count=RATE_SAMPLE)
+    async def channels(self, query: ChannelQuery) -> ChannelPage:
+        namespaces = [
+            ns for ns in Namespace if f"{ns}:".startswith(query.prefix) or query.prefix.startswith(f"{ns}:")
+        ]
         now = time.time()
-        stamps = [float(fields[b"t"]) for _, fields in newest or [] if fields]
-        recent = [ts for ts in stamps if now - ts <= RATE_WINDOW]
-        if len(recent) == RATE_SAMPLE:
-            return round(RATE_SAMPLE / max(now - recent[-1], 1e-3), 2)
-        return round(len(recent) / RATE_WINDOW, 2)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for namespace in namespaces:
+                    key = _channel_set(namespace)
+                    pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
+                    pipe.zrange(key, 0, -1, withscores=True)
+                answers = await pipe.execute()
+            last = {_text(name): score for entries in answers[1::2] for name, score in entries}
+            ordered: list[str]
+            if query.order is ChannelOrder.RECENT:
+                ordered = sorted(last, key=last.__getitem__, reverse=True)
+            else:
+                ordered = sorted(last)
+                start = bisect.bisect_left(ordered, query.prefix)
+                if query.cursor is not None:
+                    start = max(start, bisect.bisect_right(ordered, query.cursor))
+                ordered = ordered[start:]
+            page, following = take_page(ordered, query)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in page:
+                    pipe.hmget(_meta(name), ["top", "epoch"])
+                    pipe.xrevrange(_stream(name), count=RATE_SAMPLE)
+                answers = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            raise PublishError(f"redis unavailable: {exc}") from exc
+        stats = [
+            ChannelStats(name, self._position_of(top, epoch), _rate(newest, now), last[name])
+            for name, (top, epoch), newest in zip(page, answers[0::2], answers[1::2], strict=True)
+        ]
+        return ChannelPage(stats, following)
 
     def health(self) -> BrokerHealth:
         return BrokerHealth(ok=self._ok, backend=self.backend, detail=self._detail)
@@ -493,6 +598,7 @@ class RedisBroker(Broker):
                 if time.monotonic() - last_beat > PROCESS_TTL / 3:
                     await self._redis.set(self._process_key, "1", ex=PROCESS_TTL)
                     last_beat = time.monotonic()
+                    self._forget_listed()
                 if not self._ok and self._pubsub is not None:
                     self._ok, self._detail = True, ""
             except (RedisError, OSError) as exc:

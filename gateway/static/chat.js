@@ -141,7 +141,8 @@
   async function followNotifications() {
     let listing;
     try {
-      const response = await fetch("/api/channels", { headers: authHeaders() });
+      // The most recently active notify: channels, as many as the page follows (the server's default page).
+      const response = await fetch("/api/channels?prefix=notify:&order=recent", { headers: authHeaders() });
       if (!response.ok) return;
       listing = await response.json();
     } catch { return; }
