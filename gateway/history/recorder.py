@@ -144,8 +144,8 @@ class Recorder:
     def _run(self) -> None:
         failures = 0
         next_maintenance = 0.0
+        stopping = False
         while True:
-            stopping = self._stop.wait(self.flush_interval if failures == 0 else self._backoff(failures))
             try:
                 if not self._opened:
                     self.store.open()
@@ -167,6 +167,7 @@ class Recorder:
                 self.stats.error = str(exc) or type(exc).__name__
             if stopping:
                 return
+            stopping = self._stop.wait(self.flush_interval if failures == 0 else self._backoff(failures))
 
     @staticmethod
     def _backoff(failures: int) -> float:
