@@ -36,9 +36,14 @@ def make_recorder(settings: Settings) -> Recorder | None:
 
         path = Path(parts.path) if parts.path not in ("", "/") else settings.data_dir / "history.duckdb"
         store = EmbeddedStore(path, tiers)
+    elif parts.scheme in ("postgresql", "postgres"):
+        from gateway.history.postgres import PostgresStore
+
+        store = PostgresStore(url, tiers)
     else:
         raise ValueError(
-            f"PULSE_HISTORY_URL={url!r}: unsupported scheme {parts.scheme!r}; use duckdb:// or none://"
+            f"PULSE_HISTORY_URL={url!r}: unsupported scheme {parts.scheme!r}; "
+            "use duckdb://, postgresql:// or none://"
         )
     return Recorder(
         store, flush_interval=settings.history_flush_interval, max_pending=settings.history_max_pending
