@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -66,19 +67,26 @@ def session_buffer_of(at: AppTest) -> SessionBuffer:
     return buffer
 
 
-def chart_points(at: AppTest) -> dict[str, int]:
-    """Points per trace name in the first chart, read from the figure the app sends to the browser."""
+def typed_array(value: object) -> np.ndarray:
+    # plotly sends numpy arrays as base64 typed arrays: {"dtype": "f8", "bdata": ...}
+    assert isinstance(value, dict) and value["dtype"] == "f8", "arrays must travel typed, not as lists"
+    return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.float64)
+
+
+def chart_traces(at: AppTest, index: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``(x in seconds, y)`` per trace name of a chart, read from the figure the app sends to the browser."""
     charts = at.get("plotly_chart")
-    if not charts:
+    if len(charts) <= index:
         return {}
-    spec = json.loads(charts[0].proto.spec)
-    result = {}
-    for trace in spec["data"]:
-        x = trace["x"]
-        # plotly sends numpy arrays as base64 typed arrays: {"dtype": "f8", "bdata": ...}
-        assert isinstance(x, dict) and x["dtype"] == "f8", "x must travel as a typed array, not a list"
-        result[trace["name"]] = len(base64.b64decode(x["bdata"])) // 8
-    return result
+    spec = json.loads(charts[index].proto.spec)
+    return {
+        trace["name"]: (typed_array(trace["x"]) / 1000.0, typed_array(trace["y"])) for trace in spec["data"]
+    }
+
+
+def chart_points(at: AppTest) -> dict[str, int]:
+    """Points per trace name in the first chart."""
+    return {name: len(x) for name, (x, _) in chart_traces(at).items()}
 
 
 def test_live_page_charts_points_with_metrics(dashboard_env: GatewayProcess) -> None:
