@@ -54,6 +54,18 @@ class StoredRange:
     exact: bool
     """``cut`` is the time of the stored position's own publication (not the end of the stored data)."""
 
+    @classmethod
+    def read_at(cls, body: HistoryRange, fetched_at: float, buffer: ChannelBuffer | None) -> "StoredRange":
+        """``body`` as read at ``fetched_at``, its cut placed in ``buffer`` if it can be."""
+        stored = cls(body, fetched_at, _data_end(body), exact=False)
+        return stored if buffer is None else stored.placed_in(buffer)
+
+    def placed_in(self, buffer: ChannelBuffer) -> "StoredRange":
+        """With ``cut`` at the time of the stored position's publication, when ``buffer`` logged it."""
+        position = self.body.position
+        at = None if position is None else buffer.time_of(position)
+        return self if at is None else replace(self, cut=at, exact=True)
+
     @property
     def empty(self) -> bool:
         return not any(series.t for series in self.body.series.values())
@@ -116,7 +128,7 @@ class RangeReader:
         if entry is not None and self._fresh(entry, now, epoch, gap_since):
             result = entry.result
             if isinstance(result, StoredRange) and not result.exact and buffer is not None:
-                result = _with_cut(result, buffer)
+                result = result.placed_in(buffer)
                 if result.exact:
                     self._entries[key] = replace(entry, result=result)
             return result
@@ -150,8 +162,7 @@ class RangeReader:
             body = HistoryRange.model_validate_json(response.content)
         except ValidationError as exc:
             return RangeFailure(f"not a range: {exc.error_count()} errors", now)
-        stored = StoredRange(body, now, _data_end(body), exact=False)
-        return stored if buffer is None else _with_cut(stored, buffer)
+        return StoredRange.read_at(body, now, buffer)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -167,9 +178,3 @@ def _data_end(body: HistoryRange) -> float:
     # The store keeps whole microseconds: a sample's stored time and the buffer's copy of it (a float of
     # seconds) may differ by a fraction of one.
     return max(ends, default=-float("inf")) + STORE_RESOLUTION
-
-
-def _with_cut(stored: StoredRange, buffer: ChannelBuffer) -> StoredRange:
-    position = stored.body.position
-    at = None if position is None else buffer.time_of(position)
-    return stored if at is None else replace(stored, cut=at, exact=True)
