@@ -56,10 +56,12 @@ def _band(figure: go.Figure, trace: Trace, name: str, group: str, color: str) ->
 
 
 def build_figure(
-    panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, revision: str | None = None
+    panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, revision: str | None = None, fixed: bool = False
 ) -> go.Figure:
-    """``revision`` names what the user is looking at (the view): plotly keeps their zoom and legend
-    clicks across redraws while it stays the same (default: the channel)."""
+    """``revision`` names what the user is looking at (the view): plotly keeps their legend clicks across
+    redraws while it stays the same (default: the channel). ``fixed``: the x axis spans exactly the
+    panel's range; otherwise (a window that slides with the clock) it fits the data, so a redraw with
+    no new data sends the same figure and a drag across the chart is not cut short by a redraw."""
     figure = go.Figure()
     for index, trace in enumerate(panel.traces):
         color = PALETTE[index % len(PALETTE)]
@@ -89,5 +91,7 @@ def build_figure(
         # Keeps the user's legend clicks when the same chart is redrawn with new data.
         uirevision=revision or panel.channel,
     )
-    figure.update_xaxes(type="date", range=[panel.span.start * 1000.0, panel.span.end * 1000.0])
+    figure.update_xaxes(type="date")
+    if fixed:
+        figure.update_xaxes(range=[panel.span.start * 1000.0, panel.span.end * 1000.0])
     return figure

@@ -14,48 +14,11 @@ import numpy as np
 
 from dashboard.arrays import FloatArray, empty_trace
 from dashboard.channel_buffer import ChannelBuffer, ChannelInfo
-from dashboard.ranges import RangeFailure, StoredRange
+from dashboard.ranges import History, RangeFailure, StoredRange
 from dashboard.stats import DEFAULT_RATE_WINDOW, SeriesStats, series_stats
 from dashboard.windows import TimeRange
-from shared.api import SeriesRange
 
 _EMPTY_INFO = ChannelInfo("", None, False, None, None, None, 0, 0, 0, 0, ())
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """One series' stored part: per point its time and min, max, mean and sample count.
-
-    With ``bucket`` 0 the points are raw samples (min = max = mean = the value); otherwise each is a
-    bucket of ``bucket`` seconds starting at its time.
-    """
-
-    t: FloatArray
-    min: FloatArray
-    max: FloatArray
-    mean: FloatArray
-    last: FloatArray
-    """The value of each bucket's latest sample."""
-    count: FloatArray
-    bucket: float
-
-    @classmethod
-    def empty(cls) -> "History":
-        nothing, _ = empty_trace()
-        return cls(nothing, nothing, nothing, nothing, nothing, nothing, 0.0)
-
-    @classmethod
-    def of(cls, series: SeriesRange, bucket: float, span: TimeRange) -> "History":
-        """The points of ``series`` that fall in ``span`` (a bucket counts if it overlaps it)."""
-        t = np.asarray(series.t, dtype=np.float64)
-        keep = (t + bucket > span.start) if bucket else (t >= span.start)
-        keep &= t < span.end
-        columns = (series.min, series.max, series.mean, series.last, series.count)
-        low, high, mean, last, count = (np.asarray(column, dtype=np.float64)[keep] for column in columns)
-        return cls(t[keep], low, high, mean, last, count, bucket)
-
-    def __len__(self) -> int:
-        return len(self.t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +79,15 @@ def take_panel(
     after its cut, up to ``live_until`` (None: no bound, for a window that ends now). ``series`` None or
     empty means every series."""
     info = source.info() if source is not None else _EMPTY_INFO
-    body = stored.body if isinstance(stored, StoredRange) else None
+    kept = stored.series if isinstance(stored, StoredRange) else {}
     cut = stored.cut if isinstance(stored, StoredRange) else -np.inf
-    known = dict.fromkeys([*(body.series if body is not None else ()), *info.series])
+    known = dict.fromkeys([*kept, *info.series])
     names = [name for name in known if not series or name in series]
-    bucket = body.resolution.bucket if body is not None else 0.0
     rate_window = source.rate_window if source is not None else DEFAULT_RATE_WINDOW
     traces = []
     for name in names:
-        stored_series = body.series.get(name) if body is not None else None
-        history = History.empty() if stored_series is None else History.of(stored_series, bucket, span)
+        found = kept.get(name)
+        history = History.empty() if found is None else found.within(span)
         ts, values = _live(source, name, span, cut, live_until)
         stats = _stats(history, ts, values, now, rate_window)
         traces.append(Trace(name, history, ts, values, stats))
@@ -170,7 +132,7 @@ def describe_resolution(stored: StoredRange | RangeFailure | None, history: bool
     samples follow."""
     parts = []
     if isinstance(stored, StoredRange) and history:
-        resolution = stored.body.resolution
+        resolution = stored.resolution
         if resolution.bucket:
             parts.append(f"{seconds_text(resolution.bucket)} buckets from the {resolution.tier} tier")
         else:

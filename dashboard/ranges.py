@@ -6,7 +6,7 @@ Obligations:
 - **Off the redraw path.** A read is cached per ``(channel, view)`` for ``refresh`` seconds: the page
   redraws every second, the gateway is asked about once per ``refresh``. A failure is remembered for
   ``retry_after`` seconds, so a gateway that is down costs one timeout per channel per ``retry_after``,
-  not one per redraw. The cache keeps at most ``MAX_ENTRIES`` reads (zooms add entries).
+  not one per redraw. The cache keeps at most ``MAX_ENTRIES`` reads, as numpy arrays.
 - **Re-read when the live side says so.** An entry is read again early when the channel's epoch changed
   (the gateway restarted) or a gap was marked or cleared since it was read.
 - **Stitched at the stored position.** Each read notes ``cut``: the time of the newest publication the
@@ -24,11 +24,14 @@ import time
 from dataclasses import dataclass, replace
 
 import httpx
+import numpy as np
 from pydantic import ValidationError
 
+from dashboard.arrays import FloatArray, empty_trace
 from dashboard.channel_buffer import ChannelBuffer, Clock
 from dashboard.windows import TimeRange
-from shared.api import ErrorBody, HistoryRange
+from shared.api import ErrorBody, HistoryRange, RangeResolution, SeriesRange
+from shared.messages import StreamPosition
 
 DEFAULT_POINTS = 1500
 """Points per series asked for: about a wide chart's width in pixels (``PULSE_DASHBOARD_RANGE_POINTS``)."""
@@ -38,16 +41,72 @@ RETRY_AFTER = 5.0
 """Seconds a failed read is remembered before it is tried again."""
 TIMEOUT = 5.0
 """Seconds one read may take before it counts as failed."""
-MAX_ENTRIES = 64
+MAX_ENTRIES = 512
+"""Reads a session keeps (least recently used dropped first): more than the channels one page shows
+(a connection subscribes to at most 128), so a page of many charts never reads them all again on each
+redraw. A read is at most ``points`` x 6 x 8 bytes per series."""
 STORE_RESOLUTION = 1e-6
 """Seconds: the store keeps times in whole microseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """One series' stored part: per point its time and min, max, mean, last value and sample count, as
+    numpy arrays (a read's JSON lists of Python floats would take four times the memory).
+
+    With ``bucket`` 0 the points are raw samples (min = max = mean = last = the value); otherwise each
+    is a bucket of ``bucket`` seconds starting at its time.
+    """
+
+    t: FloatArray
+    min: FloatArray
+    max: FloatArray
+    mean: FloatArray
+    last: FloatArray
+    count: FloatArray
+    bucket: float
+
+    @classmethod
+    def empty(cls) -> "History":
+        nothing, _ = empty_trace()
+        return cls(nothing, nothing, nothing, nothing, nothing, nothing, 0.0)
+
+    @classmethod
+    def of(cls, series: SeriesRange, bucket: float) -> "History":
+        columns = (series.t, series.min, series.max, series.mean, series.last, series.count)
+        t, low, high, mean, last, count = (np.asarray(column, dtype=np.float64) for column in columns)
+        return cls(t, low, high, mean, last, count, bucket)
+
+    def within(self, span: TimeRange) -> "History":
+        """The points that fall in ``span`` (a bucket counts if it overlaps it)."""
+        t = self.t
+        first = int(np.searchsorted(t, span.start - self.bucket, "right" if self.bucket else "left"))
+        last = int(np.searchsorted(t, span.end, "left"))
+        if first == 0 and last == len(t):
+            return self
+        part = slice(first, last)
+        return History(
+            t[part],
+            self.min[part],
+            self.max[part],
+            self.mean[part],
+            self.last[part],
+            self.count[part],
+            self.bucket,
+        )
+
+    def __len__(self) -> int:
+        return len(self.t)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredRange:
     """One range read, and where the buffer's live points take over from it."""
 
-    body: HistoryRange
+    resolution: RangeResolution
+    position: StreamPosition | None
+    """The newest stored publication when the range was read."""
+    series: dict[str, History]
     fetched_at: float
     cut: float
     """Buffer points after this time are newer than the stored ones: the live part."""
@@ -57,18 +116,23 @@ class StoredRange:
     @classmethod
     def read_at(cls, body: HistoryRange, fetched_at: float, buffer: ChannelBuffer | None) -> "StoredRange":
         """``body`` as read at ``fetched_at``, its cut placed in ``buffer`` if it can be."""
-        stored = cls(body, fetched_at, _data_end(body), exact=False)
+        bucket = body.resolution.bucket
+        series = {name: History.of(values, bucket) for name, values in body.series.items()}
+        ends = [history.t[-1] + bucket for history in series.values() if len(history)]
+        # The store keeps whole microseconds: a sample's stored time and the buffer's copy of it (a float
+        # of seconds) may differ by a fraction of one.
+        end = max(ends, default=-np.inf) + STORE_RESOLUTION
+        stored = cls(body.resolution, body.position, series, fetched_at, end, exact=False)
         return stored if buffer is None else stored.placed_in(buffer)
 
     def placed_in(self, buffer: ChannelBuffer) -> "StoredRange":
         """With ``cut`` at the time of the stored position's publication, when ``buffer`` logged it."""
-        position = self.body.position
-        at = None if position is None else buffer.time_of(position)
+        at = None if self.position is None else buffer.time_of(self.position)
         return self if at is None else replace(self, cut=at, exact=True)
 
     @property
     def empty(self) -> bool:
-        return not any(series.t for series in self.body.series.values())
+        return not any(len(history) for history in self.series.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +190,7 @@ class RangeReader:
         key = (channel, view_key)
         entry = self._entries.get(key)
         if entry is not None and self._fresh(entry, now, epoch, gap_since):
+            self._entries[key] = self._entries.pop(key)  # the most recently used last
             result = entry.result
             if isinstance(result, StoredRange) and not result.exact and buffer is not None:
                 result = result.placed_in(buffer)
@@ -170,11 +235,3 @@ def _detail(response: httpx.Response) -> str:
         return ErrorBody.model_validate_json(response.content).detail
     except ValidationError:
         return response.text[:200]
-
-
-def _data_end(body: HistoryRange) -> float:
-    """The end of the stored data in ``body``: after its last sample, or its last bucket."""
-    ends = [series.t[-1] + body.resolution.bucket for series in body.series.values() if series.t]
-    # The store keeps whole microseconds: a sample's stored time and the buffer's copy of it (a float of
-    # seconds) may differ by a fraction of one.
-    return max(ends, default=-float("inf")) + STORE_RESOLUTION

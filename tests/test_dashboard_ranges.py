@@ -129,7 +129,7 @@ def test_buckets_draw_as_a_band_under_the_mean_line_and_keep_the_spike() -> None
     stored = StoredRange.read_at(bucketed(spike=1e6), T0 + 600, buffer)
     span = TimeRange(T0, T0 + 800)
     panel = take_panel(buffer, "data:x", None, span, stored, T0 + 800)
-    figure = build_figure(panel, revision="24h")
+    figure = build_figure(panel, revision="24h", fixed=True)
     assert [trace.name for trace in figure.data] == ["v max", "v min", "v"]
     upper, lower, mean = figure.data
     assert upper.showlegend is False and lower.fill == "tonexty" and "rgba" in lower.fillcolor
@@ -137,6 +137,7 @@ def test_buckets_draw_as_a_band_under_the_mean_line_and_keep_the_spike() -> None
     assert mean.y.tolist() == [5.0] * 10 + [7.0]
     assert figure.layout.xaxis.range == (T0 * 1000, (T0 + 800) * 1000)
     assert figure.layout.dragmode == "select" and figure.layout.uirevision == "24h"
+    assert build_figure(panel).layout.xaxis.range is None, "a sliding window's axis fits its data"
     assert panel.resolution == "1 min buckets from the 1s tier, then live samples"
     stats = panel.traces[0].stats
     assert stats.maximum == 1e6 and stats.count == 6001 and stats.current == 7.0

@@ -13,6 +13,7 @@ plotly keeps the user's hover, and the export gives exactly what is on screen.
 
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import streamlit as st
 
@@ -29,8 +30,9 @@ from dashboard.status import clock_time
 from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time, plotly_time
 
 FROZEN_KEY = "live_frozen"
+# The view shown last: the URL loses its parameters when the user visits another page. (A comment, not a
+# docstring: Streamlit's magic would print a bare string in a page script.)
 VIEW_KEY = "live_view"
-"""The view shown last: the URL loses its parameters when the user visits another page."""
 CUSTOM_SHOWN_KEY = "live_custom_shown"
 CUSTOM_PROBLEM_KEY = "live_custom_problem"
 FOUND_AT_MOST = 20  # channels a picker search shows
@@ -187,17 +189,29 @@ def _metrics(series: str, stats: SeriesStats) -> None:
     columns[3].metric(f"{name} · max", _number(stats.maximum))
 
 
-def _selected_range(event: object) -> TimeRange | None:
-    """The time range of a box selection on a chart, if the user just drew one."""
+def _selected_range(state: object) -> TimeRange | None:
+    """The time range of a box selection in a chart's state, if there is one."""
     try:
-        boxes = event.selection.box  # type: ignore[attr-defined]
+        boxes = state["selection"]["box"]  # type: ignore[index]
         x = boxes[0]["x"] if boxes else None
         if not x or len(x) != 2:
             return None
         first, last = sorted(plotly_time(value) for value in x)
         return TimeRange(first, last)
-    except (AttributeError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def _zoom_to_selection(key: str) -> None:
+    """A box selection on a chart zooms every chart into its time range.
+
+    A callback, not the chart's return value: the chart's element id covers its figure, which changes on
+    every redraw of a live chart, so by the time the rerun draws it again the selection would be lost.
+    Callbacks run with the state of the chart the user actually drew on."""
+    zoom = _selected_range(st.session_state.get(key))
+    if zoom is not None:
+        current: View = st.session_state[VIEW_KEY]
+        _set_view(current.zoomed(zoom))
 
 
 def _panel_view(panel: Panel) -> None:
@@ -226,17 +240,14 @@ def _panel_view(panel: Panel) -> None:
     if panel.gap_visible and info.gap_since is not None:
         when = clock_time(info.gap_since)
         st.warning(f"Gap: data missing around {when}; history reloaded", icon=":material/warning:")
-    event = st.plotly_chart(
-        build_figure(panel, revision=view.key),
-        key=f"chart_{panel.channel}_{view.key}",
+    key = f"chart_{panel.channel}_{view.key}"
+    st.plotly_chart(
+        build_figure(panel, revision=view.key, fixed=not view.sliding),
+        key=key,
         config={"displaylogo": False},
-        on_select="rerun",
+        on_select=partial(_zoom_to_selection, key),
         selection_mode=("box",),
     )
-    zoom = _selected_range(event)
-    if zoom is not None:
-        _set_view(view.zoomed(zoom))
-        st.rerun()
     for trace in panel.traces:
         _metrics(trace.series, trace.stats)
 
@@ -264,6 +275,8 @@ def _channel_options(now: float) -> tuple[list[str], dict[str, Panel]]:
 
 @st.fragment(run_every=None if paused else settings.dashboard_refresh)
 def live_panels() -> None:
+    if st.session_state.get(VIEW_KEY) != view:
+        st.rerun()  # a zoom changed the view: the controls above the charts follow it
     now = time.time()
     frozen: tuple[str, list[Panel]] | None = st.session_state.get(FROZEN_KEY)
     channels, taken = _channel_options(now)
