@@ -396,10 +396,14 @@ def test_a_custom_range_from_the_pickers_is_read_and_kept_in_the_url(
     assert resolution(at) == "Resolution: raw samples"
     assert chart_points(at) == {"v": 60 * RATE}
 
+    shown = chart_traces(at)["v"][1].tolist()
     again = start_app(**{key: at.query_params[key] for key in ("window", "from", "to")})
-    assert chart_traces(again)["v"][1].tolist() == chart_traces(at)["v"][1].tolist(), (
-        "the link shows the same"
-    )
+    assert chart_traces(again)["v"][1].tolist() == shown, "the link shows the same"
+    at.switch_page("pages/chat.py").run()
+    at.switch_page("pages/live.py").run()
+    assert at.date_input(key="live_from_date").value == minute.date(), "the view outlives a visit elsewhere"
+    assert at.time_input(key="live_from_time").value == minute.time()
+    assert chart_traces(at)["v"][1].tolist() == shown
 
 
 def test_a_bad_link_opens_the_default_window_and_says_why(dashboard_env: GatewayProcess) -> None:

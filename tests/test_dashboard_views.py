@@ -30,12 +30,14 @@ def settings(**env: str) -> DashboardSettings:
 
 
 def test_settings_defaults_and_derived_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("PULSE_GATEWAY_URL", "PULSE_TOKEN", "PULSE_DASHBOARD_ROOMS", "PULSE_DASHBOARD_MAX_POINTS"):
+    names = ("GATEWAY_URL", "TOKEN", "DASHBOARD_ROOMS", "DASHBOARD_MAX_POINTS", "DASHBOARD_RANGE_POINTS")
+    for key in (f"PULSE_{name}" for name in (*names, "DASHBOARD_RANGE_REFRESH")):
         monkeypatch.delenv(key, raising=False)
     default = settings()
     assert default.gateway_url == "http://127.0.0.1:8000"
     assert default.ws_url == "ws://127.0.0.1:8000/ws"
     assert default.dashboard_max_points == 100_000 and default.token_value is None
+    assert default.dashboard_range_points == 1500 and default.dashboard_range_refresh == 30.0
     monkeypatch.setenv("PULSE_GATEWAY_URL", "https://pulse.example.com/base/")
     monkeypatch.setenv("PULSE_TOKEN", "t0ken")
     monkeypatch.setenv("PULSE_DASHBOARD_ROOMS", "chat:lobby, chat:ops")
@@ -54,6 +56,8 @@ def test_settings_defaults_and_derived_urls(monkeypatch: pytest.MonkeyPatch) -> 
         ("PULSE_DASHBOARD_MAX_POINTS", "10"),
         ("PULSE_DASHBOARD_REFRESH", "0"),
         ("PULSE_DASHBOARD_NAME", "<script>"),
+        ("PULSE_DASHBOARD_RANGE_POINTS", "20000"),
+        ("PULSE_DASHBOARD_RANGE_REFRESH", "0"),
     ],
 )
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:

@@ -98,7 +98,8 @@ def _custom_changed() -> None:
 def _custom_pickers(view: View) -> None:
     """Date and time pickers (UTC) for the custom range; any change reads that range."""
     assert view.custom is not None
-    if st.session_state.get(CUSTOM_SHOWN_KEY) != view.key:
+    # Set from the view when it changed, or when the pickers' state went with a visit to another page.
+    if st.session_state.get(CUSTOM_SHOWN_KEY) != view.key or "live_from_date" not in st.session_state:
         for side, ts in (("from", view.custom.start), ("to", view.custom.end)):
             moment = datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
             st.session_state[f"live_{side}_date"] = moment.date()
