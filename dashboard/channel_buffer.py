@@ -13,6 +13,9 @@ Obligations:
   downsampling run on the copies, outside.
 - **Duplicate-free.** Appends that carry ``(offset, epoch)`` are dropped when they are not above the last
   position seen in that epoch (docs/protocol.md §11, rule 6), so a resume never doubles a point.
+- **Positions to times.** The newest ``PUBLICATION_LOG`` publications that carried an offset are logged
+  with their point's time (16 bytes each, a fixed ring per channel): ``time_of`` turns the position a
+  range read reports into the time where the stored history ends and this buffer's live part begins.
 
 No Streamlit here: the consumer thread and benchmarks use this module as it is.
 """
@@ -35,6 +38,9 @@ Clock = Callable[[], float]
 
 DEFAULT_MAX_POINTS = 100_000
 """Points kept per series (``PULSE_DASHBOARD_MAX_POINTS``): 1.6 MB per series when full."""
+PUBLICATION_LOG = 8192
+"""Publications whose ``offset -> time`` a channel remembers (``time_of``): seconds of data at the usual
+rates, enough to place a range read's position, which is at most a flush interval old."""
 DEFAULT_MAX_SERIES = 64
 """Series kept per channel. The protocol allows 256 per point, but the names may change from point to
 point: without a cap, a publisher could make the dashboard allocate rings without end."""
@@ -92,6 +98,8 @@ class ChannelBuffer:
         # Offset and epoch as two plain fields: no object to allocate per message.
         self._offset: int | None = None
         self._epoch: str | None = None
+        # Keyed by offset, valued by the point's time; cleared when the epoch changes.
+        self._published = SeriesRing(PUBLICATION_LOG)
         self._gap_since: float | None = None
         self._latency: float | None = None
         self._last_received_at: float | None = None
@@ -125,7 +133,10 @@ class ChannelBuffer:
                 if is_replay(offset, epoch, self._offset, self._epoch):
                     self._duplicates += 1
                     return False
+                if epoch != self._epoch:
+                    self._published.clear()
                 self._offset, self._epoch = offset, epoch
+                self._published.append(float(offset), ts)
             self._messages += 1
             if received_at is not None:
                 self._last_received_at = received_at
@@ -187,6 +198,8 @@ class ChannelBuffer:
     def set_position(self, offset: int, epoch: str) -> None:
         """Record the position a ``subscribed`` reply (or a history page) reached."""
         with self._lock:
+            if epoch != self._epoch:
+                self._published.clear()
             self._offset, self._epoch = offset, epoch
 
     def mark_gap(self, at: float | None = None) -> None:
@@ -216,6 +229,14 @@ class ChannelBuffer:
         with self._lock:
             offset, epoch = self._offset, self._epoch
         return stream_position(offset, epoch)
+
+    def time_of(self, position: StreamPosition) -> float | None:
+        """The time of the point published at ``position``, while it is among the newest
+        ``PUBLICATION_LOG`` this buffer received in the current epoch; None otherwise."""
+        with self._lock:
+            if position.epoch != self._epoch:
+                return None
+            return self._published.value_at(float(position.offset))
 
     @property
     def gap(self) -> bool:

@@ -142,6 +142,20 @@ class SeriesRing:
             self._last = -np.inf
         return count
 
+    def clear(self) -> None:
+        """Forget every point; the arrays stay allocated."""
+        self._start = 0
+        self._size = 0
+        self._last = -np.inf
+
+    def value_at(self, ts: float) -> float | None:
+        """The value of the newest point stored at exactly ``ts``; None when there is none."""
+        after = self._search(ts, "right")
+        if after == 0:
+            return None
+        at = (self._start + after - 1) % self.capacity
+        return float(self._values[at]) if self._ts[at] == ts else None
+
     def window(self, since: float | None = None) -> tuple[FloatArray, FloatArray]:
         """Copies of the points at or after ``since`` (all when None), oldest first."""
         first = 0 if since is None else self._search(since, "left")

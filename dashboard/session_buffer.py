@@ -163,6 +163,10 @@ class SessionBuffer:
                     buffer = self._channels[name] = self._new_channel(name)
         return buffer
 
+    def find(self, name: str) -> ChannelBuffer | None:
+        """The buffer of data channel ``name`` if something created it; a read never creates one."""
+        return self._channels.get(name)
+
     def channels(self) -> list[str]:
         """Data channels that have a buffer, sorted."""
         with self._lock:
@@ -203,7 +207,7 @@ class SessionBuffer:
     ) -> tuple[FloatArray, FloatArray]:
         """``ChannelBuffer.snapshot`` of one series; empty arrays while the channel or series is unknown."""
         # Not `channel()`: a read must not create a buffer for a channel nobody feeds.
-        buffer = self._channels.get(channel)
+        buffer = self.find(channel)
         return empty_trace() if buffer is None else buffer.snapshot(series, since_ts)
 
     # -- positions (resume) -----------------------------------------------------------------------

@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS
+from dashboard.ranges import DEFAULT_POINTS as DEFAULT_RANGE_POINTS
+from dashboard.ranges import DEFAULT_REFRESH as DEFAULT_RANGE_REFRESH
 from shared.channels import NAME_PATTERN, Namespace, check_namespaces, split_list
 from shared.messages import MAX_HISTORY_REQUEST
 
@@ -38,7 +40,14 @@ class DashboardSettings(BaseSettings):
     dashboard_refresh: Annotated[float, Field(ge=0.2, le=60)] = 1.0
     """Seconds between redraws of the live parts of a page (charts, chat log, status)."""
     dashboard_history: Annotated[int, Field(ge=0, le=MAX_HISTORY_REQUEST)] = 1000
-    """Publications of each ``data:`` channel loaded when a session first subscribes to it."""
+    """Publications of each ``data:`` channel loaded when a session first subscribes to it: the recent
+    part the live points join on to (the charts' history comes from the range API)."""
+    dashboard_range_points: Annotated[int, Field(ge=100, le=10_000)] = DEFAULT_RANGE_POINTS
+    """Points per series a chart asks the range API for (about a wide chart's width in pixels; at most
+    the gateway's ``PULSE_HISTORY_MAX_POINTS``)."""
+    dashboard_range_refresh: Annotated[float, Field(ge=1, le=3600)] = DEFAULT_RANGE_REFRESH
+    """Seconds a session uses a chart's range read before reading it again (sooner after a gap or a
+    gateway restart); live points are added on every redraw in between."""
     dashboard_chat_history: Annotated[int, Field(ge=0, le=MAX_HISTORY_REQUEST)] = 100
     """Messages of a chat room (and notifications) loaded when a session joins it."""
     dashboard_discover_interval: Annotated[float, Field(ge=0.5)] = 5.0

@@ -64,6 +64,23 @@ def test_quick_dashboard_render_benchmark_prints_its_table() -> None:
     assert "2,000 points/trace" in out and "duplicates 0" in out
 
 
+def test_quick_dashboard_history_benchmark_times_new_tabs_on_a_day() -> None:
+    """`python -m bench.dashboard_history --quick` seeds a day, opens tabs in Chromium and prints both rows,
+    with the resolution the tabs showed and a verdict on the 1.5 s target."""
+    out = run_quick("bench.dashboard_history", timeout=240)
+    assert f"`{sys.executable} -m bench.dashboard_history --quick`" in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")]
+    assert [cells[0].strip() for cells in rows] == [
+        "Case",
+        "new tab on 24 h: page load -> first chart painted",
+        "range read, 24 h (HTTP)",
+    ]
+    for cells in rows[1:]:
+        assert re.fullmatch(r"[\d,.]+ ms", cells[2].strip()) and re.fullmatch(r"[\d,.]+ ms", cells[3].strip())
+    assert re.search(r"<= 1,500 ms: (met|MISSED)", rows[1][4])
+    assert re.search(r"resolution: \d+ s buckets from the 1s tier", rows[1][5])
+
+
 def test_quick_broker_throughput_benchmark_compares_both_brokers() -> None:
     """`python -m bench.broker_throughput --quick` runs a gateway on each broker and prints the ratios."""
     out = run_quick("bench.broker_throughput", timeout=120)

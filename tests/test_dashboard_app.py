@@ -12,8 +12,12 @@ import string
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 import httpx
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -21,7 +25,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard.session import BUFFER_KEY
 from dashboard.session_buffer import SessionBuffer
 from dashboard.settings import get_settings
-from tests.servers import ROOT, GatewayProcess
+from tests.history_seed import SPIKE, Seeded, seed_history
+from tests.servers import ROOT, GatewayProcess, StartGateway
 from tests.waiting import eventually
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -40,21 +45,45 @@ def publish(gateway: GatewayProcess, channel: str, payloads: list[dict[str, obje
     httpx.post(f"{gateway.http_url}/api/publish/{channel}", json=payloads, timeout=5).raise_for_status()
 
 
+class DashboardOn(Protocol):
+    """The ``dashboard_on`` fixture: point the app at ``gateway``, with extra ``PULSE_*`` settings."""
+
+    def __call__(self, gateway: GatewayProcess, env: dict[str, str] | None = None) -> GatewayProcess: ...
+
+
 @pytest.fixture
-def dashboard_env(gateway: GatewayProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayProcess]:
-    monkeypatch.setenv("PULSE_GATEWAY_URL", gateway.http_url)
-    monkeypatch.setenv("PULSE_DASHBOARD_DISCOVER_INTERVAL", "0.5")
-    for key in ("PULSE_TOKEN", "PULSE_DASHBOARD_ROOMS", "PULSE_DASHBOARD_NAME"):
-        monkeypatch.delenv(key, raising=False)
-    get_settings.cache_clear()
-    yield gateway
-    st.cache_resource.clear()  # releases every session consumer (on_release)
+def dashboard_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[DashboardOn]:
+    def point(gateway: GatewayProcess, env: dict[str, str] | None = None) -> GatewayProcess:
+        monkeypatch.setenv("PULSE_GATEWAY_URL", gateway.http_url)
+        monkeypatch.setenv("PULSE_DASHBOARD_DISCOVER_INTERVAL", "0.5")
+        for key in (
+            "PULSE_TOKEN",
+            "PULSE_DASHBOARD_ROOMS",
+            "PULSE_DASHBOARD_NAME",
+            "PULSE_DASHBOARD_CHANNELS",
+        ):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        return gateway
+
+    yield point
+    st.cache_resource.clear()  # releases every session consumer and range reader (on_release)
     eventually(lambda: not consumer_threads(), timeout=5, what="consumers released")
     get_settings.cache_clear()
 
 
-def start_app() -> AppTest:
+@pytest.fixture
+def dashboard_env(gateway: GatewayProcess, dashboard_on: DashboardOn) -> GatewayProcess:
+    return dashboard_on(gateway)
+
+
+def start_app(**params: str) -> AppTest:
+    """The app as a new tab opening the Live page, with ``params`` in its URL."""
     at = AppTest.from_file(APP, default_timeout=15)
+    for key, value in params.items():
+        at.query_params[key] = value
     at.run()
     assert not at.exception, at.exception
     return at
@@ -66,19 +95,26 @@ def session_buffer_of(at: AppTest) -> SessionBuffer:
     return buffer
 
 
-def chart_points(at: AppTest) -> dict[str, int]:
-    """Points per trace name in the first chart, read from the figure the app sends to the browser."""
+def typed_array(value: object) -> np.ndarray:
+    # plotly sends numpy arrays as base64 typed arrays: {"dtype": "f8", "bdata": ...}
+    assert isinstance(value, dict) and value["dtype"] == "f8", "arrays must travel typed, not as lists"
+    return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.float64)
+
+
+def chart_traces(at: AppTest, index: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``(x in seconds, y)`` per trace name of a chart, read from the figure the app sends to the browser."""
     charts = at.get("plotly_chart")
-    if not charts:
+    if len(charts) <= index:
         return {}
-    spec = json.loads(charts[0].proto.spec)
-    result = {}
-    for trace in spec["data"]:
-        x = trace["x"]
-        # plotly sends numpy arrays as base64 typed arrays: {"dtype": "f8", "bdata": ...}
-        assert isinstance(x, dict) and x["dtype"] == "f8", "x must travel as a typed array, not a list"
-        result[trace["name"]] = len(base64.b64decode(x["bdata"])) // 8
-    return result
+    spec = json.loads(charts[index].proto.spec)
+    return {
+        trace["name"]: (typed_array(trace["x"]) / 1000.0, typed_array(trace["y"])) for trace in spec["data"]
+    }
+
+
+def chart_points(at: AppTest) -> dict[str, int]:
+    """Points per trace name in the first chart."""
+    return {name: len(x) for name, (x, _) in chart_traces(at).items()}
 
 
 def test_live_page_charts_points_with_metrics(dashboard_env: GatewayProcess) -> None:
@@ -269,3 +305,162 @@ def test_publisher_text_reaches_markdown_escaped(dashboard_env: GatewayProcess) 
     at.switch_page("pages/notifications.py").run()
     table = at.dataframe[0].value
     assert list(table["title"]) == [title] and list(table["body"]) == [body], "tables show the raw text"
+
+
+# --- stored history: windows, zoom, links ----------------------------------------------------------------
+
+DAY = 24 * 3600.0
+RATE = 2.0
+"""Publications/s of the seeded day: 172 800 samples, enough for every tier, seeded in under a second."""
+BUCKETS = re.compile(r"^Resolution: (\d+) s buckets from the 1s tier$")
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[tuple[GatewayProcess, Seeded]]:
+    """A gateway started on a data dir that already holds a day of data:seed (series v, one spike)."""
+    day = seed_history(tmp_path / "data", "data:seed", seconds=DAY, rate=RATE, end=time.time())
+    gateway = GatewayProcess(tmp_path).start()
+    yield gateway, day
+    gateway.stop()
+
+
+def resolution(at: AppTest) -> str:
+    lines = [text.value for text in at.text if text.value.startswith("Resolution: ")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_new_tab_on_24h_shows_the_stored_day_at_once(
+    seeded: tuple[GatewayProcess, Seeded], dashboard_on: DashboardOn
+) -> None:
+    """A link with window=24h charts the stored day on the first run: a min..max band with the spike, the
+    mean line from a day ago, in 1 s-tier buckets that the panel names."""
+    gateway, day = seeded
+    dashboard_on(gateway, {"PULSE_DASHBOARD_CHANNELS": "data:seed"})
+    at = start_app(window="24h")
+    assert at.segmented_control(key="live_window").value == "24h"
+    match = BUCKETS.match(resolution(at))
+    assert match, resolution(at)
+    bucket = float(match.group(1))
+    traces = chart_traces(at)
+    assert set(traces) == {"v max", "v min", "v"}
+    x, _ = traces["v"]
+    assert day.start - bucket < x[0] <= day.start and x[-1] <= day.end
+    assert len(x) <= 1500 and x[-1] - x[0] > DAY - 2 * bucket
+    assert traces["v max"][1].max() == SPIKE, "the one-sample spike stays in the band"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["v · max"] == "1,000"
+
+
+def test_a_zoom_reads_raw_samples_and_back_returns_to_the_window(
+    seeded: tuple[GatewayProcess, Seeded], dashboard_on: DashboardOn
+) -> None:
+    """Zoomed into one minute of the day (as a box selection leaves it in the URL), the panel shows that
+    minute's raw samples, spike included; "Back to 24 h" returns to the day's buckets."""
+    gateway, day = seeded
+    dashboard_on(gateway, {"PULSE_DASHBOARD_CHANNELS": "data:seed"})
+    first = day.spike_at - 30
+    at = start_app(window="24h", zoom_from=str(first), zoom_to=str(first + 60))
+    assert resolution(at) == "Resolution: raw samples"
+    traces = chart_traces(at)
+    assert set(traces) == {"v"}
+    x, y = traces["v"]
+    assert len(x) == 60 * RATE and first <= x[0] and x[-1] < first + 60
+    assert SPIKE in y.tolist()
+    at.button(key="live_unzoom").click().run()
+    assert "zoom_from" not in at.query_params and at.query_params["window"] == "24h"
+    assert BUCKETS.match(resolution(at)), resolution(at)
+
+
+def test_a_custom_range_from_the_pickers_is_read_and_kept_in_the_url(
+    seeded: tuple[GatewayProcess, Seeded], dashboard_on: DashboardOn
+) -> None:
+    """Picking Custom starts from the range on screen; the date and time pickers (UTC) choose one minute,
+    which the panel reads as raw samples, and the URL carries it for a refresh."""
+    gateway, day = seeded
+    dashboard_on(gateway, {"PULSE_DASHBOARD_CHANNELS": "data:seed"})
+    at = start_app(window="1h")
+    at.segmented_control(key="live_window").set_value("custom").run()
+    assert at.query_params["window"] == "custom" and "from" in at.query_params
+    minute = datetime.fromtimestamp(day.spike_at, UTC).replace(second=0, microsecond=0, tzinfo=None)
+    after = minute + timedelta(minutes=1)
+    at.date_input(key="live_from_date").set_value(minute.date())
+    at.time_input(key="live_from_time").set_value(minute.time())
+    at.date_input(key="live_to_date").set_value(after.date())
+    at.time_input(key="live_to_time").set_value(after.time()).run()
+    assert not at.exception, at.exception
+    assert (
+        at.query_params["from"] == minute.isoformat() + "Z"
+        and at.query_params["to"] == after.isoformat() + "Z"
+    )
+    assert resolution(at) == "Resolution: raw samples"
+    assert chart_points(at) == {"v": 60 * RATE}
+
+    shown = chart_traces(at)["v"][1].tolist()
+    again = start_app(**{key: at.query_params[key] for key in ("window", "from", "to")})
+    assert chart_traces(again)["v"][1].tolist() == shown, "the link shows the same"
+    at.switch_page("pages/chat.py").run()
+    at.switch_page("pages/live.py").run()
+    assert at.date_input(key="live_from_date").value == minute.date(), "the view outlives a visit elsewhere"
+    assert at.time_input(key="live_from_time").value == minute.time()
+    assert chart_traces(at)["v"][1].tolist() == shown
+
+
+def test_a_bad_link_opens_the_default_window_and_says_why(dashboard_env: GatewayProcess) -> None:
+    """A link with an unknown window still opens the Live page, on 5 min, with a warning naming it."""
+    at = start_app(window="2h")
+    assert at.segmented_control(key="live_window").value == "5m"
+    assert any("unknown window" in warning.value for warning in at.warning)
+
+
+def test_stored_history_and_live_points_join_without_gap_or_duplicate(
+    start_gateway: StartGateway, dashboard_on: DashboardOn
+) -> None:
+    """30 points stored before the tab opened, 20 published after its range read: the chart holds each of
+    the 50 once, in order, the stored ones from the range and the rest from the live buffer."""
+    gateway = start_gateway(env={"PULSE_HISTORY_FLUSH_INTERVAL": "0.1"})
+    dashboard_on(gateway, {"PULSE_DASHBOARD_RANGE_REFRESH": "3600"})
+    now = time.time()
+    publish(
+        gateway, "data:cpu", [{"ts": now - 20 + i * 0.1, "values": {"user": float(i)}} for i in range(30)]
+    )
+    eventually(lambda: stored_samples(gateway) == 30, what="30 samples stored")
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:cpu").retained("user") == 30, what="the replayed history")
+    at.run()  # the first run read the range before the consumer had data; the epoch it now has re-reads it
+    publish(
+        gateway,
+        "data:cpu",
+        [{"ts": now - 10 + i * 0.1, "values": {"user": float(30 + i)}} for i in range(20)],
+    )
+    eventually(lambda: buffer.channel("data:cpu").retained("user") == 50, what="the live points")
+    eventually(lambda: stored_samples(gateway) == 50, what="the store caught up (a re-read would now see 50)")
+    at.run()
+    assert resolution(at) == "Resolution: raw samples, then live samples"
+    x, y = chart_traces(at)["user"]
+    assert y.tolist() == [float(i) for i in range(50)]
+    assert bool(np.all(np.diff(x) > 0))
+
+
+def test_with_history_off_the_chart_shows_the_session_points_and_says_why(
+    start_gateway: StartGateway, dashboard_on: DashboardOn
+) -> None:
+    """A gateway with no history store: the panel warns, with the gateway's reason, and charts what the
+    session received."""
+    gateway = start_gateway(env={"PULSE_HISTORY_URL": "none://"})
+    dashboard_on(gateway)
+    publish(gateway, "data:cpu", [{"values": {"user": float(i)}} for i in range(5)])
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:cpu").retained("user") == 5, what="the replayed history")
+    at.run()
+    assert chart_points(at) == {"user": 5}
+    assert resolution(at) == "Resolution: live samples"
+    warnings = [warning.value for warning in at.warning]
+    assert any("not loaded" in text and "history is off" in text for text in warnings), warnings
+
+
+def stored_samples(gateway: GatewayProcess) -> int:
+    history = httpx.get(f"{gateway.http_url}/readyz", timeout=5).json()["history"]
+    return int(history["stored"]) if history["pending"] == 0 else -1

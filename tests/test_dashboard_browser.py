@@ -2,13 +2,18 @@
 ``executable_path``; Playwright never downloads a browser here) against ``streamlit run``, a real gateway
 and the simulator."""
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from dashboard.windows import parse_time
+from tests.history_seed import SPIKE, Seeded, seed_history
 from tests.servers import AppProcess, GatewayProcess, dashboard_process
 
 pytestmark = pytest.mark.slow
@@ -187,3 +192,131 @@ def test_publisher_text_shows_as_plain_text_everywhere(
     cells, markup = shown(page, '[data-testid="stDataFrame"] [role="gridcell"]')
     assert HOSTILE_TITLE in cells and HOSTILE_BODY in cells and not markup, (cells, markup)
     assert not page.evaluate(EVIL_JS)
+
+
+DAY = 24 * 3600.0
+
+
+@pytest.fixture
+def day_dashboard(tmp_path: Path) -> Iterator[tuple[AppProcess, Seeded]]:
+    """The dashboard on a gateway whose store already holds 24 h of 10 Hz data:seed (written into
+    history.duckdb before the gateway started; nothing is published live)."""
+    day = seed_history(tmp_path / "data", "data:seed", seconds=DAY, rate=10.0, end=time.time())
+    gateway = GatewayProcess(tmp_path).start()
+    settings = {
+        "PULSE_DASHBOARD_REFRESH": "1",
+        "PULSE_DASHBOARD_CHANNELS": "data:seed",
+        "PULSE_DASHBOARD_RANGE_REFRESH": "3600",
+    }
+    process = dashboard_process(tmp_path, gateway.http_url, settings)
+    try:
+        process.start(ready_path="/_stcore/health")
+        yield process, day
+    finally:
+        process.stop()
+        gateway.stop()
+
+
+LINE_JS = """() => {
+    // The mean line (or raw samples) of series v in the chart, as plotly holds it: x in ms.
+    const plot = document.querySelector('.js-plotly-plot');
+    const trace = plot && plot._fullData && plot._fullData.find((t) => t.name === 'v');
+    return trace ? {x: Array.from(trace.x), y: Array.from(trace.y)} : null;
+}"""
+
+PIXEL_JS = """(ms) => {
+    // Page coordinates of time `ms` on the chart's x axis, halfway down its plot area.
+    const plot = document.querySelector('.js-plotly-plot');
+    const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
+    return [area.left + plot._fullLayout.xaxis.d2p(ms), area.top + area.height / 2];
+}"""
+
+
+SPANS_JS = """([first, last]) => {
+    // The chart's x axis spans [first, last] (ms): it has been redrawn for that range.
+    const plot = document.querySelector('.js-plotly-plot');
+    const axis = plot && plot._fullLayout && plot._fullLayout.xaxis;
+    if (!axis) return false;
+    const [low, high] = axis.range.map((value) => axis.r2l(value));
+    return Math.abs(low - first) < 1 && Math.abs(high - last) < 1;
+}"""
+
+
+def line(page: Page) -> tuple[list[float], list[float]]:
+    found: dict[str, list[float]] = page.evaluate(LINE_JS)
+    return [x / 1000 for x in found["x"]], found["y"]
+
+
+def drag_across(page: Page, first: float, last: float) -> None:
+    """A box selection from time ``first`` to ``last`` (Unix seconds) on the chart, as a user drags it."""
+    start = page.evaluate(PIXEL_JS, first * 1000)
+    end = page.evaluate(PIXEL_JS, last * 1000)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, start[1], steps=5)
+    page.mouse.move(*end, steps=5)
+    page.mouse.up()
+
+
+def zoom_of(page: Page) -> tuple[float, float]:
+    """The zoomed range in the page's URL, once the chart shows it."""
+    query = parse_qs(urlsplit(page.url).query)
+    first, last = parse_time(query["zoom_from"][0]), parse_time(query["zoom_to"][0])
+    page.wait_for_function(SPANS_JS, arg=[first * 1000, last * 1000], timeout=30_000)
+    return first, last
+
+
+RESOLUTION_JS = """([pattern, before]) => [...document.querySelectorAll('[data-testid="stText"]')]
+    .some((element) => new RegExp(pattern).test(element.textContent) && element.textContent !== before)"""
+
+
+def resolution(page: Page, pattern: str, before: str = "") -> str:
+    """Wait until the panel's resolution line matches ``pattern`` (and is not ``before``); return it."""
+    full = f"^Resolution: {pattern}$"
+    page.wait_for_function(RESOLUTION_JS, arg=[full, before], timeout=30_000)
+    found: str = page.get_by_text(re.compile(full)).first.text_content() or ""
+    return found
+
+
+def test_a_day_of_history_opens_at_once_and_drills_down_to_raw_samples(
+    browser: Browser, day_dashboard: tuple[AppProcess, Seeded], tmp_path: Path
+) -> None:
+    """A new tab on ?window=24h charts the stored day (the line starts a day ago, in 1 s-tier buckets);
+    two drags drill into one minute, which shows its raw samples with the spike; a refresh shows the same
+    minute; "Back to 24 h" returns to the day."""
+    dashboard, day = day_dashboard
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{dashboard.url}/?window=24h")
+        day_label = resolution(page, r"\d+ s buckets from the 1s tier")
+        page.wait_for_function(f"({LINE_JS})() !== null", timeout=30_000)
+        x, y = line(page)
+        assert day.start - 60 < x[0] <= day.start + 60 and x[-1] >= day.end - 120, (x[0], x[-1])
+        assert len(x) <= 1500
+
+        drag_across(page, day.spike_at - 900, day.spike_at + 900)
+        resolution(page, r"[\d.]+ s buckets from the (1s|raw) tier", before=day_label)
+        first, last = zoom_of(page)
+        assert last - first < 3600, "zoomed into about half an hour"
+
+        drag_across(page, day.spike_at - 30, day.spike_at + 30)
+        resolution(page, "raw samples")
+        first, last = zoom_of(page)
+        page.wait_for_function(f"({LINE_JS})().x.length < 1000", timeout=30_000)
+        x, y = line(page)
+        assert 40 < last - first < 80
+        assert abs(len(x) - (last - first) * 10) <= 2, "every sample of the range, one per 0.1 s"
+        assert first <= x[0] and x[-1] < last and SPIKE in y
+        page.screenshot(path=str(tmp_path / "drilled.png"), full_page=True)
+
+        page.reload()
+        resolution(page, "raw samples")
+        page.wait_for_function(f"({LINE_JS})() !== null", timeout=30_000)
+        assert line(page) == (x, y), "a refresh shows the same minute"
+        assert zoom_of(page) == (first, last)
+
+        page.get_by_role("button", name="Back to 24 h").click()
+        resolution(page, r"\d+ s buckets from the 1s tier")
+        assert "zoom_from" not in page.url and "window=24h" in page.url
+    finally:
+        page.screenshot(path=str(tmp_path / "history.png"), full_page=True)

@@ -1,5 +1,6 @@
-"""The dashboard's pure pieces: settings, the figure, the CSV export, the status line, Markdown escaping,
-and the request/reply matching of one link. No Streamlit, no network."""
+"""The dashboard's pure pieces: settings, panels (stored history joined to live points), the figure, the
+CSV export, time windows and their URL form, the status line, Markdown escaping, and the request/reply
+matching of one link. No Streamlit, no network."""
 
 import asyncio
 import csv
@@ -15,10 +16,11 @@ from dashboard.export import panels_to_csv
 from dashboard.figures import build_figure
 from dashboard.link import Link, NotConnectedError, RequestRejectedError
 from dashboard.markup import escape_markdown
-from dashboard.panel import take_panel
+from dashboard.panel import Panel, take_panel
 from dashboard.session_buffer import ConnectionState, ConnectionStatus, SessionBuffer
 from dashboard.settings import DashboardSettings
 from dashboard.status import STALE_AFTER, describe
+from dashboard.windows import TimeRange
 from shared.codes import ErrorCode
 from shared.messages import Ack, Error, PingOp, Pong
 
@@ -28,12 +30,14 @@ def settings(**env: str) -> DashboardSettings:
 
 
 def test_settings_defaults_and_derived_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("PULSE_GATEWAY_URL", "PULSE_TOKEN", "PULSE_DASHBOARD_ROOMS", "PULSE_DASHBOARD_MAX_POINTS"):
+    names = ("GATEWAY_URL", "TOKEN", "DASHBOARD_ROOMS", "DASHBOARD_MAX_POINTS", "DASHBOARD_RANGE_POINTS")
+    for key in (f"PULSE_{name}" for name in (*names, "DASHBOARD_RANGE_REFRESH")):
         monkeypatch.delenv(key, raising=False)
     default = settings()
     assert default.gateway_url == "http://127.0.0.1:8000"
     assert default.ws_url == "ws://127.0.0.1:8000/ws"
     assert default.dashboard_max_points == 100_000 and default.token_value is None
+    assert default.dashboard_range_points == 1500 and default.dashboard_range_refresh == 30.0
     monkeypatch.setenv("PULSE_GATEWAY_URL", "https://pulse.example.com/base/")
     monkeypatch.setenv("PULSE_TOKEN", "t0ken")
     monkeypatch.setenv("PULSE_DASHBOARD_ROOMS", "chat:lobby, chat:ops")
@@ -52,6 +56,8 @@ def test_settings_defaults_and_derived_urls(monkeypatch: pytest.MonkeyPatch) -> 
         ("PULSE_DASHBOARD_MAX_POINTS", "10"),
         ("PULSE_DASHBOARD_REFRESH", "0"),
         ("PULSE_DASHBOARD_NAME", "<script>"),
+        ("PULSE_DASHBOARD_RANGE_POINTS", "20000"),
+        ("PULSE_DASHBOARD_RANGE_REFRESH", "0"),
     ],
 )
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
@@ -69,11 +75,18 @@ def filled(points: int, series: tuple[str, ...] = ("a", "b")) -> SessionBuffer:
     return buffer
 
 
+def live_panel(buffer: SessionBuffer, series: list[str] | None, seconds: float | None, now: float) -> Panel:
+    """The buffer's own points of data:x over the last ``seconds`` (None: everything it holds), no
+    stored range: what a panel shows when the gateway keeps no history."""
+    span = TimeRange(0.0 if seconds is None else now - seconds, now + 1)
+    return take_panel(buffer.find("data:x"), "data:x", series, span, None, now)
+
+
 def test_figure_sends_at_most_2000_points_per_trace_as_typed_arrays() -> None:
     buffer = filled(100_000)
     spike_at = 54_321
     buffer.channel("data:x").extend("a", [buffer.snapshot("data:x", "a")[0][spike_at]], [1e6])  # a late spike
-    panel = take_panel(buffer, "data:x", None, "All retained", time.time())
+    panel = live_panel(buffer, None, None, time.time())
     figure = build_figure(panel)
     assert [trace.name for trace in figure.data] == ["a", "b"]
     for trace in figure.data:
@@ -89,21 +102,21 @@ def test_figure_sends_at_most_2000_points_per_trace_as_typed_arrays() -> None:
 def test_panel_window_series_pick_and_gap_visibility() -> None:
     buffer = filled(1000, ("a", "b", "c"))
     now = time.time()
-    panel = take_panel(buffer, "data:x", ["b"], "1 min", now)
+    panel = live_panel(buffer, ["b"], 60, now)
     assert [trace.series for trace in panel.traces] == ["b"]
-    assert panel.since == pytest.approx(now - 60)
+    assert panel.span.start == pytest.approx(now - 60)
     assert panel.points == 1000  # 10 s of data, all inside the last minute
     assert not panel.gap_visible
     buffer.channel("data:x").mark_gap(now - 120)
-    older_than_window = take_panel(buffer, "data:x", None, "1 min", now)
+    older_than_window = live_panel(buffer, None, 60, now)
     assert not older_than_window.gap_visible
-    assert take_panel(buffer, "data:x", None, "5 min", now).gap_visible
-    assert take_panel(buffer, "data:x", None, "All retained", now).gap_visible
+    assert live_panel(buffer, None, 300, now).gap_visible
+    assert live_panel(buffer, None, None, now).gap_visible
 
 
 def test_csv_export_has_every_visible_point() -> None:
     buffer = filled(100, ("a", "b"))
-    panel = take_panel(buffer, "data:x", None, "All retained", time.time())
+    panel = live_panel(buffer, None, None, time.time())
     rows = list(csv.DictReader(io.StringIO(panels_to_csv([panel]).decode())))
     assert len(rows) == 200
     assert {row["series"] for row in rows} == {"a", "b"} and rows[0]["channel"] == "data:x"
@@ -138,7 +151,7 @@ def test_plotly_labels_carry_no_html() -> None:
     """A trace name reaches plotly with its tags as entities, so plotly draws them as text."""
     hostile = '<a href="http://evil.example">x</a><br><b>y</b> & z'
     buffer = filled(10, (hostile,))
-    figure = build_figure(take_panel(buffer, "data:x", None, "All retained", time.time()))
+    figure = build_figure(live_panel(buffer, None, None, time.time()))
     name = figure.data[0].name
     assert "<" not in name and ">" not in name
     assert html.unescape(name) == hostile
