@@ -28,9 +28,10 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Coroutine, Iterable
 from dataclasses import dataclass
 from itertools import count
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 STABLE_AFTER = 5.0
 """Seconds a connection must stay up before the backoff starts again from its first delay: a gateway that
 accepts and then closes at once must not get a reconnect storm."""
+T = TypeVar("T")
 CLOSE_TIMEOUT = 0.5
 """Seconds to wait for the gateway's close frame when stopping: a released session frees its thread fast."""
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -192,16 +194,25 @@ class Consumer:
             raise NotConnectedError(self._why_not_connected())
         op = PublishOp(op="publish", channel=channel, data=payload.model_dump(exclude_none=True))
         try:
-            future = asyncio.run_coroutine_threadsafe(self._publish(op), self._loop)
+            return self._on_loop(self._publish(op), timeout)
+        except TimeoutError:
+            raise SendTimeoutError(
+                f"the gateway did not acknowledge within {timeout:g} s; it may not have been published"
+            ) from None
+
+    def _on_loop(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``work`` on the consumer's loop and wait for it, from the script thread; ``TimeoutError``
+        after ``timeout`` seconds (``work`` is cancelled)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, self._loop)
         except RuntimeError:
+            work.close()
             raise NotConnectedError("the dashboard's connection has been shut down") from None
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise SendTimeoutError(
-                f"the gateway did not acknowledge within {timeout:g} s; it may not have been published"
-            ) from None
+            raise
 
     def join_room(self, room: str) -> None:
         """Subscribe to a ``chat:`` room on this and every later connection (history loads on join)."""
@@ -232,13 +243,8 @@ class Consumer:
         Called from the script thread; raises ``NotConnectedError`` when the gateway cannot answer.
         """
         try:
-            future = asyncio.run_coroutine_threadsafe(self._find(prefix, limit), self._loop)
-        except RuntimeError:
-            raise NotConnectedError("the dashboard's connection has been shut down") from None
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            return self._on_loop(self._find(prefix, limit), timeout)
+        except TimeoutError:
             raise NotConnectedError(f"the gateway did not answer within {timeout:g} s") from None
 
     async def _find(self, prefix: str, limit: int) -> list[str]:

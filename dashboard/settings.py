@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS
 from dashboard.ranges import DEFAULT_POINTS as DEFAULT_RANGE_POINTS
 from dashboard.ranges import DEFAULT_REFRESH as DEFAULT_RANGE_REFRESH
-from shared.channels import NAME_PATTERN, Namespace, check_namespaces, split_list
+from shared.channels import NAME_PATTERN, ChatChannelList, WatchedChannelList
 from shared.messages import MAX_HISTORY_REQUEST
 
 
@@ -23,9 +23,9 @@ class DashboardSettings(BaseSettings):
     """Bearer token for a gateway with auth on (``python -m gateway.tokens``); sent as a header only."""
     dashboard_name: Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")] = "dashboard"
     """Chat identity when there is no token (with a token, the gateway uses its ``sub``)."""
-    dashboard_rooms: Annotated[list[str], NoDecode] = ["chat:lobby"]
+    dashboard_rooms: Annotated[ChatChannelList, NoDecode] = ["chat:lobby"]
     """Chat rooms every session joins (comma-separated ``chat:`` channels); users can join more."""
-    dashboard_channels: Annotated[list[str], NoDecode] = [
+    dashboard_channels: Annotated[WatchedChannelList, NoDecode] = [
         "data:cpu",
         "data:network",
         "data:sensors",
@@ -54,26 +54,6 @@ class DashboardSettings(BaseSettings):
     """Seconds between looks at ``/api/channels`` for new ``data:`` and ``notify:`` channels."""
     dashboard_send_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Seconds a chat send waits for the gateway's ack before it is reported as failed."""
-
-    @field_validator("dashboard_rooms", mode="before")
-    @classmethod
-    def _split_rooms(cls, value: object) -> object:
-        return split_list(value)
-
-    @field_validator("dashboard_rooms")
-    @classmethod
-    def _check_rooms(cls, rooms: list[str]) -> list[str]:
-        return check_namespaces(rooms, Namespace.CHAT)
-
-    @field_validator("dashboard_channels", mode="before")
-    @classmethod
-    def _split_channels(cls, value: object) -> object:
-        return split_list(value)
-
-    @field_validator("dashboard_channels")
-    @classmethod
-    def _check_channels(cls, channels: list[str]) -> list[str]:
-        return check_namespaces(channels, Namespace.DATA, Namespace.NOTIFY)
 
     @field_validator("gateway_url")
     @classmethod

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.channels import Namespace, check_namespaces, split_list
+from shared.channels import NotifyChannelList
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     channel_idle_ttl: Annotated[float, Field(gt=0)] = 3600.0
     """Seconds a ``data:`` channel may go without a publish before it is dropped with its history (and
     frees its place under ``max_channels``); its next publish starts it again in a new epoch."""
-    notify_channels: Annotated[list[str], NoDecode] = ["notify:alerts"]
+    notify_channels: Annotated[NotifyChannelList, NoDecode] = ["notify:alerts"]
     """``notify:`` channels ``/ws/notifications`` (without ``?channel=``) always follows, before the most
     recently active others (comma-separated)."""
     secret: SecretStr | None = None
@@ -129,16 +129,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
-
-    @field_validator("notify_channels", mode="before")
-    @classmethod
-    def _split_notify_channels(cls, value: object) -> object:
-        return split_list(value)
-
-    @field_validator("notify_channels")
-    @classmethod
-    def _check_notify_channels(cls, channels: list[str]) -> list[str]:
-        return check_namespaces(channels, Namespace.NOTIFY)
 
     @field_validator("secret")
     @classmethod

@@ -1,8 +1,12 @@
 """Channel names: ``<namespace>:<name>`` with namespace ``data``, ``chat`` or ``notify``."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
 
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 """Also the rule for series names and ``name`` identities."""
@@ -73,3 +77,17 @@ def check_namespaces(names: list[str], *allowed: Namespace) -> list[str]:
             wanted = " or ".join(f"{namespace}:" for namespace in allowed)
             raise ValueError(f"{name!r} is not a {wanted} channel")
     return names
+
+
+def _only(*allowed: Namespace) -> Callable[[list[str]], list[str]]:
+    return lambda names: check_namespaces(names, *allowed)
+
+
+ChatChannelList = Annotated[list[str], BeforeValidator(split_list), AfterValidator(_only(Namespace.CHAT))]
+"""A setting of ``chat:`` channels, given comma-separated (``"chat:a, chat:b"``) or as a list."""
+NotifyChannelList = Annotated[list[str], BeforeValidator(split_list), AfterValidator(_only(Namespace.NOTIFY))]
+"""A setting of ``notify:`` channels, comma-separated or a list."""
+WatchedChannelList = Annotated[
+    list[str], BeforeValidator(split_list), AfterValidator(_only(Namespace.DATA, Namespace.NOTIFY))
+]
+"""A setting of ``data:`` and ``notify:`` channels, comma-separated or a list."""

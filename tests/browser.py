@@ -4,7 +4,10 @@ Playwright never downloads a browser here (``playwright install`` cannot reach i
 test`` installs Debian's package when it is missing. The ``browser`` fixture is in ``conftest.py``.
 """
 
+import re
 import shutil
+
+from dashboard.markup import WORD_JOINER
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -17,3 +20,10 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def shown_as(text: str) -> re.Pattern[str]:
+    """Matches ``text`` as the dashboard shows publisher text (an accessible name, say): an invisible word
+    joiner may stand before each ``:``, ``@`` and ``.`` (``dashboard.markup.escape_markdown``)."""
+    parts = (f"{WORD_JOINER}?{re.escape(char)}" if char in ":@." else re.escape(char) for char in text)
+    return re.compile("^" + "".join(parts) + "$")

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from dashboard.windows import parse_time
+from tests.browser import shown_as
 from tests.history_seed import SPIKE, Seeded, seed_history
 from tests.servers import AppProcess, GatewayProcess, dashboard_process
 
@@ -93,14 +94,14 @@ def test_squatted_channels_do_not_hide_the_configured_ones(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(process.url)
-        page.get_by_role("heading", name="data:cpu").wait_for(timeout=60_000)
+        page.get_by_role("heading", name=shown_as("data:cpu")).wait_for(timeout=60_000)
         page.get_by_text("Add a channel").click()
         page.get_by_label("Find data: channels by prefix").fill("A000")
         page.get_by_label("Find data: channels by prefix").press("Enter")
         page.get_by_test_id("stSelectbox").click()
         page.get_by_role("option", name="data:A000").click()
         page.get_by_role("button", name="Subscribe").click()
-        page.get_by_role("heading", name="data:A000").wait_for(timeout=30_000)
+        page.get_by_role("heading", name=shown_as("data:A000")).wait_for(timeout=30_000)
     finally:
         page.screenshot(path=str(tmp_path / "squatted.png"), full_page=True)
         process.stop()
