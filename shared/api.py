@@ -94,7 +94,7 @@ class HistoryHealth(_Body):
 class Readiness(_Body):
     status: Literal["ok", "degraded"]
     broker: BrokerHealth
-    history: HistoryHealth | None
+    history: HistoryHealth | None = None
     """None when history is off."""
 
 
@@ -144,7 +144,7 @@ class HistoryRange(_Body):
     end: float
     """The range read, ``[start, end)``, Unix seconds."""
     resolution: RangeResolution
-    position: StreamPosition | None
+    position: StreamPosition | None = None
     """The channel's newest stored publication when the range was read (None: nothing stored yet).
     Subscribe with ``since`` set to it to get what came after, with no gap and no duplicate."""
     series: dict[str, SeriesRange]

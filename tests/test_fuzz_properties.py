@@ -32,10 +32,16 @@ from shared.api import (
     ChannelList,
     ErrorBody,
     Health,
+    HistoryHealth,
+    HistoryHole,
     HistoryPage,
+    HistoryRange,
     ParameterError,
     ParameterErrors,
     PublishResult,
+    RangeResolution,
+    Readiness,
+    SeriesRange,
 )
 from shared.backoff import Backoff
 from shared.channels import Channel, ChannelError, Namespace
@@ -169,6 +175,32 @@ PARAMETER_ERRORS = st.builds(
     ParameterError, loc=st.lists(st.integers() | texts(max_size=10), max_size=3), msg=texts(), type=texts()
 )
 BROKER_HEALTHS = st.builds(BrokerHealth, ok=st.booleans(), backend=texts(), detail=texts())
+COUNTS = st.integers(min_value=0)
+TIMES = st.floats(min_value=0, allow_infinity=False)
+HISTORY_HOLES = st.builds(HistoryHole, channel=CHANNELS, first=TIMES, last=TIMES, samples=COUNTS)
+HISTORY_HEALTHS = st.builds(
+    HistoryHealth,
+    ok=st.booleans(),
+    backend=texts(),
+    detail=texts(),
+    pending=COUNTS,
+    stored=COUNTS,
+    dropped=COUNTS,
+    too_old=COUNTS,
+    holes=st.lists(HISTORY_HOLES, max_size=2),
+)
+RESOLUTIONS = st.builds(RangeResolution, tier=st.sampled_from(["raw", "1s", "1m", "1h"]), bucket=TIMES)
+SERIES_RANGES = st.integers(0, 4).flatmap(
+    lambda n: st.builds(
+        SeriesRange,
+        t=st.lists(TIMES, min_size=n, max_size=n),
+        min=st.lists(FINITE, min_size=n, max_size=n),
+        max=st.lists(FINITE, min_size=n, max_size=n),
+        mean=st.lists(FINITE, min_size=n, max_size=n),
+        last=st.lists(FINITE, min_size=n, max_size=n),
+        count=st.lists(COUNTS, min_size=n, max_size=n),
+    )
+)
 
 # Models that travel as plain JSON bodies (HTTP, or a pub's ``data``), not as ``/ws`` frames.
 JSON_MODELS: dict[type[BaseModel], st.SearchStrategy[Any]] = {
@@ -208,6 +240,25 @@ JSON_MODELS: dict[type[BaseModel], st.SearchStrategy[Any]] = {
         connections=st.integers(min_value=0),
         auth=st.booleans(),
         details=JSON_OBJECTS,
+    ),
+    HistoryHole: HISTORY_HOLES,
+    HistoryHealth: HISTORY_HEALTHS,
+    Readiness: st.builds(
+        Readiness,
+        status=st.sampled_from(["ok", "degraded"]),
+        broker=BROKER_HEALTHS,
+        history=st.none() | HISTORY_HEALTHS,
+    ),
+    RangeResolution: RESOLUTIONS,
+    SeriesRange: SERIES_RANGES,
+    HistoryRange: st.builds(
+        HistoryRange,
+        channel=CHANNELS,
+        start=TIMES,
+        end=TIMES,
+        resolution=RESOLUTIONS,
+        position=st.none() | POSITIONS,
+        series=st.dictionaries(NAMES, SERIES_RANGES, max_size=3),
     ),
     ErrorBody: st.builds(ErrorBody, detail=texts()),
     ParameterError: PARAMETER_ERRORS,

@@ -38,7 +38,9 @@ CHANNELS = "GET /api/channels"
 HISTORY = "GET /api/channels/{channel}/history"
 HEALTH = "GET /healthz"
 METRICS = "GET /metrics"
-OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, METRICS}
+RANGE = "GET /api/channels/{channel}/range"
+READY = "GET /readyz"
+OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, METRICS, RANGE, READY}
 
 
 @dataclass
@@ -123,6 +125,8 @@ def test_open_gateway_conforms_to_its_schema(start_gateway: StartGateway) -> Non
             HISTORY: {200, 400, 422},
             HEALTH: {200},
             METRICS: {200},
+            RANGE: {200, 400, 422},
+            READY: {200},
         }
     )
 
@@ -130,10 +134,13 @@ def test_open_gateway_conforms_to_its_schema(start_gateway: StartGateway) -> Non
 SECRET = secrets.token_urlsafe(32)
 IDENTITIES: dict[str, tuple[dict[str, list[str]] | None, dict[str, set[int]]]] = {
     # Whatever Authorization header schemathesis makes up (or none): never a valid token.
-    "anonymous": (None, {PUBLISH: {401}, CHANNELS: {401}, HISTORY: {401}, HEALTH: {200}, METRICS: {200}}),
+    "anonymous": (
+        None,
+        {PUBLISH: {401}, CHANNELS: {401}, HISTORY: {401}, RANGE: {401}, HEALTH: {200}, METRICS: {200}},
+    ),
     "reader": (
         {"subscribe": ["data:*"], "publish": []},
-        {PUBLISH: {403}, CHANNELS: {200}, HISTORY: {200, 403}},
+        {PUBLISH: {403}, CHANNELS: {200}, HISTORY: {200, 403}, RANGE: {200, 403}},
     ),
     "writer": ({"subscribe": ["*"], "publish": ["*"]}, {PUBLISH: {200, 413, 422}, HISTORY: {200}}),
 }
