@@ -15,7 +15,9 @@ Obligations of every backend:
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +60,27 @@ class SampleBatch:
         self.names.append(tuple(values))
         self.values.append(tuple(values.values()))
         self.samples += len(values)
+
+    def select(self, keep: Sequence[bool]) -> "SampleBatch":
+        """The publications where ``keep`` is true."""
+        names = list(compress(self.names, keep))
+        return SampleBatch(
+            channel=list(compress(self.channel, keep)),
+            epoch=list(compress(self.epoch, keep)),
+            offset=list(compress(self.offset, keep)),
+            time=list(compress(self.time, keep)),
+            names=names,
+            values=list(compress(self.values, keep)),
+            samples=sum(map(len, names)),
+        )
+
+    def spans(self) -> dict[str, tuple[int, int, int]]:
+        """Per channel: the oldest and newest sample time and the number of samples."""
+        found: dict[str, tuple[int, int, int]] = {}
+        for channel, time, names in zip(self.channel, self.time, self.names, strict=True):
+            first, last, count = found.get(channel, (time, time, 0))
+            found[channel] = (min(first, time), max(last, time), count + len(names))
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ and runs the retention now and then. Publishing never waits for the store:
 
 - a store that is slow or down makes the pending list grow up to ``max_pending`` samples; the writer
   retries the same batch (a retry stores nothing twice) and catches up when the store is back;
-- past ``max_pending`` the oldest pending publications are dropped, counted, and remembered as holes (per
-  channel, the time span lost), which ``/readyz`` reports;
+- past ``max_pending`` the oldest pending batches (a flush interval's worth each) are dropped, counted,
+  and remembered as holes (per channel, the time span lost), which ``/readyz`` reports;
 - samples older than the raw tier's retention are not stored (counted as ``too_old``): their rollups could
   no longer be computed exactly.
 
@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from gateway.history.base import HistoryStore, RangeResult, SampleBatch, StoreError
 from gateway.history.tiers import MICROS
 from shared.channels import Namespace
@@ -34,9 +36,6 @@ MAINTAIN_SECONDS = 60.0
 """How often the retention runs."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 """Waits between attempts while the store fails (the last one repeats)."""
-
-Pending = tuple[str, str, int, dict[str, Any]]
-"""channel, epoch, offset, stored payload (``ts`` and ``values``)."""
 
 
 @dataclass
@@ -67,7 +66,12 @@ class Recorder:
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self.stats = RecorderStats()
-        self._pending: deque[Pending] = deque()
+        # The event loop adds to ``_filling``; the writer seals it into ``_sealed`` (oldest first) and
+        # writes those one by one, so the loop's part is a few appends per publication and the writer
+        # gets columns ready for numpy.
+        self._filling = SampleBatch()
+        self._sealed: deque[SampleBatch] = deque()
+        self._writing: SampleBatch | None = None
         self._pending_samples = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,28 +85,37 @@ class Recorder:
         if not channel.startswith(DATA_PREFIX):
             return
         with self._lock:
+            batch = self._filling
+            before = batch.samples
             for index, payload in enumerate(payloads):
-                self._pending.append((channel, epoch, first_offset + index, payload))
-                self._pending_samples += len(payload["values"])
+                batch.add(
+                    channel, epoch, first_offset + index, round(payload["ts"] * MICROS), payload["values"]
+                )
+            self._pending_samples += batch.samples - before
             if self._pending_samples > self.max_pending:
                 self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        while self._pending_samples > self.max_pending and self._pending:
-            channel, _, _, payload = self._pending.popleft()
-            count = len(payload["values"])
-            self._pending_samples -= count
-            self.stats.dropped += count
-            ts = float(payload["ts"])
-            hole = self.stats.holes.get(channel)
-            if hole is None:
-                self.stats.holes[channel] = Hole(channel, ts, ts, count)
+        """Drop whole pending batches, oldest first (never the one being written), until within bounds."""
+        while self._pending_samples > self.max_pending:
+            droppable = [batch for batch in self._sealed if batch is not self._writing]
+            oldest = droppable[0] if droppable else self._filling
+            if oldest is self._filling:
+                self._filling = SampleBatch()
             else:
-                hole.first, hole.last, hole.samples = (
-                    min(hole.first, ts),
-                    max(hole.last, ts),
-                    hole.samples + count,
-                )
+                self._sealed.remove(oldest)
+            self._pending_samples -= oldest.samples
+            self.stats.dropped += oldest.samples
+            for channel, (first, last, count) in oldest.spans().items():
+                first_s, last_s = first / MICROS, last / MICROS
+                hole = self.stats.holes.get(channel)
+                if hole is None:
+                    self.stats.holes[channel] = Hole(channel, first_s, last_s, count)
+                else:
+                    hole.first, hole.last = min(hole.first, first_s), max(hole.last, last_s)
+                    hole.samples += count
+            if oldest.samples == 0:
+                return
 
     async def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -175,22 +188,31 @@ class Recorder:
 
     def _flush(self) -> None:
         with self._lock:
-            taken = list(self._pending)
-        if not taken:
-            return
-        batch = SampleBatch()
-        horizon = (time.time() - self.store.tiers[0].retention / MICROS) * MICROS
-        too_old = 0
-        for channel, epoch, offset, payload in taken:
-            at = round(float(payload["ts"]) * MICROS)
-            if at < horizon:
-                too_old += len(payload["values"])
-                continue
-            batch.add(channel, epoch, offset, at, payload["values"])
-        self.stats.stored += self.store.write(batch) if len(batch) else 0
-        self.stats.too_old += too_old
-        written = {id(item) for item in taken}
-        with self._lock:
-            # Only what was written leaves: the event loop may have appended, or dropped the oldest, since.
-            while self._pending and id(self._pending[0]) in written:
-                self._pending_samples -= len(self._pending.popleft()[3]["values"])
+            if self._filling.samples:
+                self._sealed.append(self._filling)
+                self._filling = SampleBatch()
+        while True:
+            with self._lock:
+                if not self._sealed:
+                    return
+                batch = self._writing = self._sealed[0]
+            try:
+                self._write(batch)
+            finally:
+                with self._lock:
+                    self._writing = None
+            with self._lock:
+                # The loop may have dropped it meanwhile (then it was counted as dropped, though written).
+                if self._sealed and self._sealed[0] is batch:
+                    self._sealed.popleft()
+                    self._pending_samples -= batch.samples
+
+    def _write(self, batch: SampleBatch) -> None:
+        horizon = round(time.time() * MICROS) - self.store.tiers[0].retention
+        fresh = np.asarray(batch.time, dtype=np.int64) >= horizon
+        if not fresh.all():
+            kept = batch.select(fresh.tolist())
+            self.stats.too_old += batch.samples - kept.samples
+            batch = kept
+        if batch.samples:
+            self.stats.stored += self.store.write(batch)

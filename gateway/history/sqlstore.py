@@ -33,8 +33,6 @@ class SqlHistoryStore(HistoryStore):
         self.tiers = tiers
         self._series_ids: dict[tuple[str, str], int] = {}
         self._stream_ids: dict[tuple[str, str], int] = {}
-        self._layout_ids: dict[tuple[str, tuple[str, ...]], np.ndarray[Any, Any]] = {}
-        """Series ids of a channel's points by their names, in order: one lookup per publication."""
         self._local = threading.local()
 
     # --- spellings and bulk paths of one engine -------------------------------------------------
@@ -141,21 +139,27 @@ class SqlHistoryStore(HistoryStore):
             # Ids cached from a rolled-back transaction may not exist: look them up again next time.
             self._series_ids.clear()
             self._stream_ids.clear()
-            self._layout_ids.clear()
             raise
 
     def _write(self, connection: Any, batch: SampleBatch) -> int:
         layouts = list(zip(batch.channel, batch.names, strict=True))
         streams = list(zip(batch.channel, batch.epoch, strict=True))
-        wanted = {(channel, name) for channel, names in set(layouts) for name in names}
+        distinct = list(dict.fromkeys(layouts))
+        wanted = {(channel, name) for channel, names in distinct for name in names}
         self._ids(connection, "series", ("channel", "name"), wanted, self._series_ids)
         self._ids(connection, "streams", ("channel", "epoch"), set(streams), self._stream_ids)
-        series_of = self._layout_ids
-        for layout in set(layouts) - series_of.keys():
-            channel, names = layout
-            series_of[layout] = np.array([self._series_ids[channel, name] for name in names], np.int64)
+        # Series ids without a Python step per sample: each distinct layout (channel and series names) is
+        # a row of an id table, and a sample's id is that table at (its publication's layout, its place).
+        widest = max(len(names) for _, names in distinct)
+        table = np.zeros((len(distinct), widest), np.int64)
+        for row, (channel, names) in enumerate(distinct):
+            table[row, : len(names)] = [self._series_ids[channel, name] for name in names]
+        index = {layout: row for row, layout in enumerate(distinct)}
+        layout_of = np.fromiter(map(index.__getitem__, layouts), np.int64, len(layouts))
         counts = np.fromiter(map(len, batch.names), np.int64, len(layouts))
-        series_id = np.concatenate([series_of[layout] for layout in layouts])
+        starts = np.cumsum(counts) - counts
+        place = np.arange(int(counts.sum())) - np.repeat(starts, counts)
+        series_id = table[np.repeat(layout_of, counts), place]
         pub_streams = np.fromiter(map(self._stream_ids.__getitem__, streams), np.int64, len(streams))
         pub_offsets = np.asarray(batch.offset, dtype=np.int64)
         stream_id = np.repeat(pub_streams, counts)
