@@ -62,7 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tune_garbage_collector(settings.gc_threshold)
         raise_open_file_limit(settings)
         broker = make_broker(settings)
         metrics = Metrics()
@@ -73,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             direct_queue_bytes=settings.direct_queue_bytes,
         )
         recorder = make_recorder(settings)
+        # After the backends are built: the modules they import lazily (DuckDB, redis) are frozen with
+        # the rest, instead of being scanned by every full collection for the process's life.
+        tune_garbage_collector(settings.gc_threshold)
         if recorder is not None:
             broker.on_accepted = recorder.record
             await recorder.start()

@@ -14,7 +14,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from gateway.history.sqlstore import SqlHistoryStore
 from gateway.history.tiers import Tier
@@ -77,7 +76,8 @@ class EmbeddedStore(SqlHistoryStore):
             found = connection.execute("SELECT top FROM streams WHERE id = ?", [stream]).fetchone()
             mine = rows["stream_id"] == stream
             fresh[mine] = rows["pub"][mine] > (found[0] if found else 0)
-        frame = pd.DataFrame({name: column[fresh] for name, column in rows.items()})  # noqa: F841 (read by SQL)
+        # A dict of numpy arrays is a table to DuckDB's replacement scan: no DataFrame (nor pandas) needed.
+        frame = {name: column[fresh] for name, column in rows.items()}  # noqa: F841 (read by SQL)
         connection.execute("INSERT INTO tier_raw SELECT series_id, ts, value, stream_id, pub FROM frame")
         return int(fresh.sum())
 
