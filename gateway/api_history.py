@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query
 
-from gateway.api_http import _FORBIDDEN, _UNAUTHORIZED, ChannelPath, _channel, _grant
+from gateway.api_http import FORBIDDEN, UNAUTHORIZED, ChannelPath, grant_for, parse_channel
 from gateway.deps import GatewayDep
 from gateway.history import StoreError
 from gateway.history.base import RangeResult
@@ -27,8 +27,8 @@ _RANGE_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "Not a data: channel, start not before end, or a span over the limit",
     },
-    401: _UNAUTHORIZED,
-    403: _FORBIDDEN,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
     404: {
         "model": ErrorBody,
         "description": "History is off (PULSE_HISTORY_URL=none://), or an unknown series",
@@ -68,8 +68,8 @@ async def channel_range(
     """Stored samples of a `data:` channel over `[start, end)`: per series, one entry per bucket with the
     min/max envelope, mean, last and count (or the raw samples, when they are few enough), the resolution
     read, and the newest stored publication's position to subscribe from with `since`."""
-    target = _channel(channel)
-    if not _grant(gateway, authorization).may_subscribe(channel):
+    target = parse_channel(channel)
+    if not grant_for(gateway, authorization).may_subscribe(channel):
         raise HTTPException(403, f"your token does not allow reading {channel}")
     if target.namespace is not Namespace.DATA:
         raise HTTPException(400, f"only data: channels have a time range; {channel} is not one")

@@ -43,14 +43,14 @@ router = APIRouter()
 
 CHANNEL_PATTERN = f"^({'|'.join(Namespace)}):{NAME_PATTERN}$"
 
-_UNAUTHORIZED: dict[str, Any] = {
+UNAUTHORIZED: dict[str, Any] = {
     "model": ErrorBody,
     "description": "Auth is on and the bearer token is missing, invalid or expired",
     "headers": {
         "WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}
     },
 }
-_FORBIDDEN: dict[str, Any] = {"model": ErrorBody, "description": "The token does not allow this channel"}
+FORBIDDEN: dict[str, Any] = {"model": ErrorBody, "description": "The token does not allow this channel"}
 _BROKER_DOWN: dict[str, Any] = {
     "model": ErrorBody,
     "description": "The broker could not serve the read (Redis down); retrying later may work",
@@ -61,8 +61,8 @@ _PARAMETER_ERRORS: dict[str, Any] = {
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad channel name, body that is not JSON, or bad `name`"},
-    401: _UNAUTHORIZED,
-    403: _FORBIDDEN,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
     413: {
         "model": ErrorBody,
         "description": "Body over PULSE_MAX_BODY_BYTES, over 1000 payloads, a text or series count over "
@@ -92,8 +92,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad channel name, or `since` without its `epoch`"},
-    401: _UNAUTHORIZED,
-    403: _FORBIDDEN,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
     422: _PARAMETER_ERRORS,
     503: _BROKER_DOWN,
 }
@@ -119,14 +119,14 @@ ChannelPath = Annotated[
 ]
 
 
-def _channel(name: str) -> Channel:
+def parse_channel(name: str) -> Channel:
     try:
         return Channel.parse(name)
     except ChannelError as exc:
         raise HTTPException(400, f"{ErrorCode.BAD_CHANNEL}: {exc}") from None
 
 
-def _grant(gateway: Gateway, authorization: str | None) -> Grant:
+def grant_for(gateway: Gateway, authorization: str | None) -> Grant:
     settings = gateway.settings
     if not settings.auth_enabled or settings.secret is None:
         return OPEN
@@ -223,8 +223,8 @@ async def publish(
 ) -> PublishResult:
     """Publish one payload or a batch; answer with their offsets."""
     started = time.perf_counter()
-    target = _channel(channel)
-    grant = _grant(gateway, authorization)
+    target = parse_channel(channel)
+    grant = grant_for(gateway, authorization)
     if not grant.may_publish(channel):
         raise HTTPException(403, f"your token does not allow publishing to {channel}")
     if name is not None and not is_valid_name(name):
@@ -261,7 +261,7 @@ async def publish(
     response_model_exclude_none=True,
     responses={
         400: {"model": ErrorBody, "description": "A `cursor` this `order` did not hand out"},
-        401: _UNAUTHORIZED,
+        401: UNAUTHORIZED,
         422: _PARAMETER_ERRORS,
         503: _BROKER_DOWN,
     },
@@ -285,7 +285,7 @@ async def list_channels(
 ) -> ChannelList:
     """One page of the live channels, with position, local subscribers, rate and last publish time
     (only those the token may read)."""
-    grant = _grant(gateway, authorization)
+    grant = grant_for(gateway, authorization)
     allowed = None if grant.subscribe == EVERYTHING else grant.may_subscribe
     query = ChannelQuery(prefix=prefix, order=order, limit=limit, cursor=cursor, allowed=allowed)
     try:
@@ -320,8 +320,8 @@ async def channel_history(
     authorization: Annotated[str | None, Header()] = None,
 ) -> HistoryPage:
     """Retained publications: the last `limit`, or (with `since`) up to `limit` after that offset."""
-    target = _channel(channel)
-    if not _grant(gateway, authorization).may_subscribe(channel):
+    target = parse_channel(channel)
+    if not grant_for(gateway, authorization).may_subscribe(channel):
         raise HTTPException(403, f"your token does not allow reading {channel}")
     if since is None:
         result = await gateway.broker.history(target, limit=limit)
