@@ -16,7 +16,7 @@ Parts, each on data shaped like the simulator's (its own ``data:cpu`` series, on
    a 30-day read is served from the 1 min tier, which is the same size whatever the raw rate), and bytes
    per sample for each tier (each table copied into a file of its own).
 3. Fan-out with the store on and off (``bench.fanout``'s load generator): full speed N=100 and
-   N=1000 x 100 msg/s, the two servers interleaved, 3 runs each pooled (target 1: within 10 %).
+   N=1000 x 100 msg/s, the two servers interleaved, 5 runs each pooled (target 1: within 10 %).
 """
 
 import argparse
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         part2 = store_figures(workdir, day, 2 * DAY if args.quick else 30 * DAY)
         if shutil.which("taskset"):
             os.sched_setaffinity(0, {LOAD_CPU})
-        fanout = (0.3, 1, 10, (50, 100)) if args.quick else (3.0, 3, 100, (1000, 100))
+        fanout = (0.3, 1, 10, (50, 100)) if args.quick else (3.0, 5, 100, (1000, 100))
         part3 = uvloop.run(fanout_pair(workdir, *fanout))
     body = (
         f"### 1. Engines, raw samples of {day[1].size:,} samples\n\n{part1}\n\n"

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     ``duckdb:///path.duckdb``, ``postgresql://...`` (shared by several gateways) or ``none://``."""
     history_flush_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
     """Seconds between writes of the gathered samples; at most this much is lost on ``kill -9``."""
+    history_writer_nice: Annotated[int, Field(ge=0, le=19)] = 19
+    """Scheduling niceness of the store's writer thread (Linux): at 19 it takes only CPU time that fan-out
+    leaves idle, so a busy gateway delays its history writes (held, then dropped past ``max_pending``)
+    rather than its subscribers; 0 gives it the event loop's share."""
     history_max_pending: Annotated[int, Field(ge=1000)] = 2_000_000
     """Samples held for the store while it is slow or down (about 100 bytes each); the oldest beyond are
     dropped, counted and reported on ``/readyz`` as a hole."""

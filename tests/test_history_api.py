@@ -2,7 +2,9 @@
 ranges get clear 4xx, history and live join with no gap and no duplicate, and kill -9 keeps the day."""
 
 import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,3 +127,25 @@ def test_kill_9_and_a_restart_keep_the_day(start_gateway: StartGateway) -> None:
     assert sum(body["series"]["v"]["count"]) == 3000
     assert body["resolution"]["tier"] == "1m"
     assert body["position"]["offset"] == 3000
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+@pytest.mark.parametrize("nice", [None, "7"])
+def test_the_writer_thread_alone_runs_at_the_writer_niceness(
+    start_gateway: StartGateway, nice: str | None
+) -> None:
+    """Only the store's writer yields the CPU (19 by default, or ``PULSE_HISTORY_WRITER_NICE``), with the
+    threads it starts (DuckDB's): the event loop's thread keeps the process's niceness, and history is
+    still written."""
+    gateway = start_gateway(env=FAST | ({"PULSE_HISTORY_WRITER_NICE": nice} if nice else {}))
+    publish(gateway, "data:nice", [{"ts": time.time(), "values": {"a": 1.0}}])
+    eventually(lambda: stored(gateway) == 1, what="the sample stored")
+    assert gateway.process is not None
+    tasks = Path(f"/proc/{gateway.process.pid}/task")
+    # Field 19 of /proc/<pid>/task/<tid>/stat is the niceness (counted after the parenthesised name).
+    niceness = {
+        int(task.name): int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+        for task in tasks.iterdir()
+    }
+    assert niceness[gateway.process.pid] == 0
+    assert set(niceness.values()) == {0, int(nice or 19)}

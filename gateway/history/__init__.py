@@ -46,5 +46,8 @@ def make_recorder(settings: Settings) -> Recorder | None:
             "use duckdb://, postgresql:// or none://"
         )
     return Recorder(
-        store, flush_interval=settings.history_flush_interval, max_pending=settings.history_max_pending
+        store,
+        flush_interval=settings.history_flush_interval,
+        max_pending=settings.history_max_pending,
+        nice=settings.history_writer_nice,
     )

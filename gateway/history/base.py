@@ -15,9 +15,7 @@ Obligations of every backend:
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress
 
 import numpy as np
 import numpy.typing as npt
@@ -34,52 +32,84 @@ class StoreError(Exception):
 
 
 @dataclass(slots=True)
-class SampleBatch:
-    """Publications to store, in columns: one entry per publication, each with its series and values.
+class Layout:
+    """Publications of one channel and epoch that carry the same series (in the same order), in columns."""
 
-    Kept per publication rather than per sample: a channel's points usually carry the same series, so a
-    store resolves series ids once per distinct ``(channel, names)`` rather than once per sample."""
-
-    channel: list[str] = field(default_factory=list)
-    epoch: list[str] = field(default_factory=list)
+    channel: str
+    epoch: str
+    names: tuple[str, ...]
     offset: list[int] = field(default_factory=list)
     time: list[int] = field(default_factory=list)
-    """Microseconds since the epoch."""
-    names: list[tuple[str, ...]] = field(default_factory=list)
-    values: list[tuple[float, ...]] = field(default_factory=list)
+    """Microseconds since the epoch, one per publication."""
+    values: list[float] = field(default_factory=list)
+    """``len(names)`` values per publication, flat."""
+
+    @property
+    def samples(self) -> int:
+        return len(self.values)
+
+    def since(self, horizon: int) -> "Layout":
+        """The publications at or after ``horizon``."""
+        width = len(self.names)
+        kept = Layout(self.channel, self.epoch, self.names)
+        for index, at in enumerate(self.time):
+            if at >= horizon:
+                kept.offset.append(self.offset[index])
+                kept.time.append(at)
+                kept.values += self.values[index * width : (index + 1) * width]
+        return kept
+
+
+@dataclass(slots=True)
+class SampleBatch:
+    """Publications to store, grouped by layout (channel, epoch and series names).
+
+    A channel's points usually carry the same series, so the event loop's part of recording one is a
+    dict lookup and three appends, and a store turns each layout into columns with a few vector
+    operations (series ids resolved once per layout, not per sample) while holding the GIL briefly."""
+
+    layouts: dict[tuple[str, str, tuple[str, ...]], Layout] = field(default_factory=dict)
     samples: int = 0
 
     def __len__(self) -> int:
         return self.samples
 
     def add(self, channel: str, epoch: str, offset: int, time: int, values: dict[str, float]) -> None:
-        self.channel.append(channel)
-        self.epoch.append(epoch)
-        self.offset.append(offset)
-        self.time.append(time)
-        self.names.append(tuple(values))
-        self.values.append(tuple(values.values()))
-        self.samples += len(values)
+        names = tuple(values)
+        layout = self.layouts.get((channel, epoch, names))
+        if layout is None:
+            layout = self.layouts[channel, epoch, names] = Layout(channel, epoch, names)
+        layout.offset.append(offset)
+        layout.time.append(time)
+        layout.values += values.values()
+        self.samples += len(names)
 
-    def select(self, keep: Sequence[bool]) -> "SampleBatch":
-        """The publications where ``keep`` is true."""
-        names = list(compress(self.names, keep))
-        return SampleBatch(
-            channel=list(compress(self.channel, keep)),
-            epoch=list(compress(self.epoch, keep)),
-            offset=list(compress(self.offset, keep)),
-            time=list(compress(self.time, keep)),
-            names=names,
-            values=list(compress(self.values, keep)),
-            samples=sum(map(len, names)),
-        )
+    def times(self) -> Int64s:
+        """Every publication's time (µs), layout by layout."""
+        return np.fromiter((at for layout in self.layouts.values() for at in layout.time), np.int64)
+
+    def since(self, horizon: int) -> "SampleBatch":
+        """The publications at or after ``horizon`` (µs)."""
+        kept = SampleBatch()
+        for key, layout in self.layouts.items():
+            fresh = layout.since(horizon)
+            if fresh.time:
+                kept.layouts[key] = fresh
+                kept.samples += fresh.samples
+        return kept
 
     def spans(self) -> dict[str, tuple[int, int, int]]:
         """Per channel: the oldest and newest sample time and the number of samples."""
         found: dict[str, tuple[int, int, int]] = {}
-        for channel, time, names in zip(self.channel, self.time, self.names, strict=True):
-            first, last, count = found.get(channel, (time, time, 0))
-            found[channel] = (min(first, time), max(last, time), count + len(names))
+        for layout in self.layouts.values():
+            if not layout.time:
+                continue
+            first, last, count = found.get(layout.channel, (layout.time[0], layout.time[0], 0))
+            found[layout.channel] = (
+                min(first, *layout.time),
+                max(last, *layout.time),
+                count + layout.samples,
+            )
         return found
 
 

@@ -227,7 +227,7 @@ class PostgresStore(SqlHistoryStore):
     def write(self, batch: SampleBatch) -> int:
         try:
             # Before the write's transaction: a partition's DDL locks tier_raw until its commit.
-            days = np.unique(np.asarray(batch.time, dtype=np.int64) // DAY)
+            days = np.unique(batch.times() // DAY)
             self._ensure_partitions(days.tolist())
             return super().write(batch)
         except StoreError:

@@ -11,20 +11,25 @@ and runs the retention now and then. Publishing never waits for the store:
 - samples older than the raw tier's retention are not stored (counted as ``too_old``): their rollups could
   no longer be computed exactly.
 
+The writer thread runs at a niceness of its own (``PULSE_HISTORY_WRITER_NICE``, 19 by default): on a
+core the event loop keeps busy, the kernel then gives the writer only what fan-out leaves idle. Measured
+at full speed on one core (docs/benchmarks.md), this is what keeps subscribers' latency where it is with
+the store off; the writes are late instead, and the pending bound above limits how late.
+
 After ``kill -9`` what was pending is lost: at most ``flush_interval`` seconds of samples, which the broker
 still has if it outlived the gateway (Redis).
 """
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from gateway.history.base import HistoryStore, RangeResult, SampleBatch, StoreError
 from gateway.history.tiers import MICROS
@@ -61,10 +66,13 @@ class RecorderStats:
 
 
 class Recorder:
-    def __init__(self, store: HistoryStore, *, flush_interval: float, max_pending: int) -> None:
+    def __init__(
+        self, store: HistoryStore, *, flush_interval: float, max_pending: int, nice: int = 0
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.max_pending = max_pending
+        self.nice = nice
         self.stats = RecorderStats()
         # The event loop adds to ``_filling``; the writer seals it into ``_sealed`` (oldest first) and
         # writes those one by one, so the loop's part is a few appends per publication and the writer
@@ -155,6 +163,7 @@ class Recorder:
     # --- writer thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._lower_priority()
         failures = 0
         next_maintenance = 0.0
         stopping = False
@@ -181,6 +190,17 @@ class Recorder:
             if stopping:
                 return
             stopping = self._stop.wait(self.flush_interval if failures == 0 else self._backoff(failures))
+
+    def _lower_priority(self) -> None:
+        """Give this thread (only: on Linux a thread id names one thread) the configured niceness.
+
+        Elsewhere ``setpriority`` would apply to the whole process, event loop included, so it is skipped."""
+        if not self.nice or sys.platform != "linux":
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        except OSError as exc:
+            log.warning("history writer keeps its priority (niceness %d refused: %s)", self.nice, exc)
 
     @staticmethod
     def _backoff(failures: int) -> float:
@@ -209,9 +229,8 @@ class Recorder:
 
     def _write(self, batch: SampleBatch) -> None:
         horizon = round(time.time() * MICROS) - self.store.tiers[0].retention
-        fresh = np.asarray(batch.time, dtype=np.int64) >= horizon
-        if not fresh.all():
-            kept = batch.select(fresh.tolist())
+        if int(batch.times().min(initial=horizon)) < horizon:
+            kept = batch.since(horizon)
             self.stats.too_old += batch.samples - kept.samples
             batch = kept
         if batch.samples:

@@ -16,12 +16,19 @@ import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from gateway.history.base import Buckets, HistoryStore, RangeResult, SampleBatch, StoreError, StoreStats
+from gateway.history.base import (
+    Buckets,
+    HistoryStore,
+    Layout,
+    RangeResult,
+    SampleBatch,
+    StoreError,
+    StoreStats,
+)
 from gateway.history.tiers import Tier, bucket_width, floor_to, pick, segments
 from shared.messages import StreamPosition
 
@@ -142,42 +149,34 @@ class SqlHistoryStore(HistoryStore):
             raise
 
     def _write(self, connection: Any, batch: SampleBatch) -> int:
-        layouts = list(zip(batch.channel, batch.names, strict=True))
-        streams = list(zip(batch.channel, batch.epoch, strict=True))
-        distinct = list(dict.fromkeys(layouts))
-        wanted = {(channel, name) for channel, names in distinct for name in names}
+        layouts = list(batch.layouts.values())
+        wanted = {(layout.channel, name) for layout in layouts for name in layout.names}
+        streams = {(layout.channel, layout.epoch) for layout in layouts}
         self._ids(connection, "series", ("channel", "name"), wanted, self._series_ids)
-        self._ids(connection, "streams", ("channel", "epoch"), set(streams), self._stream_ids)
-        # Series ids without a Python step per sample: each distinct layout (channel and series names) is
-        # a row of an id table, and a sample's id is that table at (its publication's layout, its place).
-        widest = max(len(names) for _, names in distinct)
-        table = np.zeros((len(distinct), widest), np.int64)
-        for row, (channel, names) in enumerate(distinct):
-            table[row, : len(names)] = [self._series_ids[channel, name] for name in names]
-        index = {layout: row for row, layout in enumerate(distinct)}
-        layout_of = np.fromiter(map(index.__getitem__, layouts), np.int64, len(layouts))
-        counts = np.fromiter(map(len, batch.names), np.int64, len(layouts))
-        starts = np.cumsum(counts) - counts
-        place = np.arange(int(counts.sum())) - np.repeat(starts, counts)
-        series_id = table[np.repeat(layout_of, counts), place]
-        pub_streams = np.fromiter(map(self._stream_ids.__getitem__, streams), np.int64, len(streams))
-        pub_offsets = np.asarray(batch.offset, dtype=np.int64)
-        stream_id = np.repeat(pub_streams, counts)
-        times = np.repeat(np.asarray(batch.time, dtype=np.int64), counts)
-        offsets = np.repeat(pub_offsets, counts)
-        columns = {
-            "series_id": series_id,
-            "ts": times,
-            "value": np.fromiter(chain.from_iterable(batch.values), np.float64, len(series_id)),
-            "stream_id": stream_id,
-            "pub": offsets,
-        }
+        self._ids(connection, "streams", ("channel", "epoch"), streams, self._stream_ids)
+        parts = [self._layout_columns(layout) for layout in layouts]
+        columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         added = self._insert_raw(connection, columns)
-        for stream in np.unique(pub_streams).tolist():
-            top = int(pub_offsets[pub_streams == stream].max())
+        tops: dict[int, int] = {}
+        for layout in layouts:
+            stream = self._stream_ids[layout.channel, layout.epoch]
+            tops[stream] = max(tops.get(stream, 0), max(layout.offset))
+        for stream, top in sorted(tops.items()):
             connection.execute("UPDATE streams SET top = greatest(top, ?) WHERE id = ?", [top, stream])
-        self._roll_up(connection, series_id, times)
+        self._roll_up(connection, columns["series_id"], columns["ts"])
         return added
+
+    def _layout_columns(self, layout: Layout) -> dict[str, np.ndarray[Any, Any]]:
+        """The raw rows of one layout: its series ids repeat publication by publication."""
+        width, publications = len(layout.names), len(layout.time)
+        ids = np.array([self._series_ids[layout.channel, name] for name in layout.names], np.int64)
+        return {
+            "series_id": np.tile(ids, publications),
+            "ts": np.repeat(np.array(layout.time, np.int64), width),
+            "value": np.array(layout.values, np.float64),
+            "stream_id": np.full(width * publications, self._stream_ids[layout.channel, layout.epoch]),
+            "pub": np.repeat(np.array(layout.offset, np.int64), width),
+        }
 
     def _roll_up(self, connection: Any, series_id: np.ndarray[Any, Any], times: np.ndarray[Any, Any]) -> None:
         """Recompute every rollup bucket the samples touch, tier by tier, from the tier below: one delete
