@@ -113,7 +113,6 @@ def start_server(
     port = free_port()
     pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-    env |= settings or {}
     if kind == "pulseboard":
         args = [sys.executable, "-m", "gateway"]
         env |= {
@@ -125,6 +124,7 @@ def start_server(
             "PULSE_BATCH_FRAMES": "true" if batch else "false",
             "PULSE_CLIENT_QUEUE_BYTES": str(QUEUE_BYTES),
         }
+        env |= settings or {}
     elif kind == "naive":
         args = [
             sys.executable, "-m", "uvicorn", "bench.baselines.naive_manager:app", "--port", str(port),
