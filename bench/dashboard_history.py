@@ -9,8 +9,8 @@ What it does: writes a day of samples into a fresh ``history.duckdb`` (``tests.h
 real gateway on it and ``streamlit run dashboard/app.py`` fed by it, and opens the Live page on
 ``?window=24h`` in new tabs of one headless Chromium (Debian's ``chromium``), one at a time: each tab is a
 new Streamlit session that reads the range afresh; the browser's cache is shared, as between a user's
-tabs. Measured in the page, from navigation start: until the first chart is painted (plotly's SVG holds
-the path of the first series' line). The first tab is a warm-up (a cold browser cache, and Streamlit
+tabs. Measured in the page, from navigation start: until the first chart is painted (its canvas drawn
+with the day's points). The first tab is a warm-up (a cold browser cache, and Streamlit
 imports the page's modules on first use) and is reported apart. Alongside: the range read
 itself (``GET /api/channels/{channel}/range``, 24 h, 1 500 points), timed from Python.
 
@@ -57,10 +57,10 @@ FULL = Config(rate=10.0, series=SERIES, tabs=5, reads=15)
 QUICK = Config(rate=0.5, series=SERIES[:1], tabs=2, reads=3)
 
 PAINTED_JS = """() => {
-    // performance.now() (ms since navigation start) once the first chart's line has a drawn path.
-    const path = document.querySelector('.js-plotly-plot .scatterlayer .trace path.js-line');
-    const d = path && path.getAttribute('d');
-    return d && d.length > 1 ? performance.now() : 0;
+    // performance.now() (ms since navigation start) once the first chart has drawn its data (dygraphs
+    // paints its canvas while it is built; the chart's root then says how many points it holds).
+    const chart = document.querySelector('.pulse-chart');
+    return chart && chart.graph && Number(chart.dataset.points) > 0 ? performance.now() : 0;
 }"""
 
 RESOLUTION_JS = """() => [...document.querySelectorAll('[data-testid="stText"]')]

@@ -8,11 +8,10 @@ Run from the repository root::
 What it measures, side by side in one run (these machines are shared and noisy: read the ratios):
 
 - **Redraw.** What the Live page's fragment does per channel and update: copy the window out of the
-  buffer (``take_panel``, no stored range: the live part alone), build the figure (``build_figure``:
-  peak-preserving downsampling to at most 2 000 points per trace, numpy arrays), and serialise it as
-  ``st.plotly_chart`` does
-  (``plotly.io.to_json``). Time and bytes per update for 1k, 100k and 1M buffered points per series
-  (3 series), next to the naive figure (every point, Python lists) for comparison.
+  buffer (``take_panel``, no stored range: the live part alone), build the chart's data (``chart_data``:
+  peak-preserving downsampling to at most 2 000 points per series, one shared time axis), and serialise
+  it as JSON, as the chart component's data travels. Time and bytes per update for 1k, 100k and 1M
+  buffered points per series (3 series), next to the naive chart (every point) for comparison.
 - **Ingest, in process.** Frames packed as the gateway packs them (JSON arrays of ``pub``), parsed with
   ``shared.messages.parse_server_frame`` and stored with ``dashboard.ingest.apply_pub``: the consumer
   thread's whole per-message path without the socket.
@@ -25,6 +24,7 @@ Targets (the dashboard issue): a 1M-point buffer redraws about as cheaply as a 1
 """
 
 import argparse
+import json
 import shlex
 import statistics
 import sys
@@ -37,13 +37,10 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-import plotly
-import plotly.graph_objects as go
-import plotly.io as pio
 
 from bench.report import Row, print_report, random_walk, table
+from dashboard.chart import chart_data
 from dashboard.consumer import Consumer, ConsumerConfig
-from dashboard.figures import build_figure
 from dashboard.ingest import apply_pub
 from dashboard.panel import Panel, take_panel
 from dashboard.session_buffer import ConnectionState, SessionBuffer
@@ -97,11 +94,10 @@ def filled_buffer(points: int) -> SessionBuffer:
 
 
 def naive_json(panel: Panel) -> str:
-    """The tutorial way: every point, as Python lists, on every update."""
-    figure = go.Figure()
-    for trace in panel.traces:
-        figure.add_trace(go.Scatter(x=(trace.ts * 1000).tolist(), y=trace.values.tolist(), name=trace.series))
-    return str(pio.to_json(figure, validate=False))
+    """The tutorial way: every point of every series, on every update."""
+    return json.dumps(
+        {trace.series: [(trace.ts * 1000).tolist(), trace.values.tolist()] for trace in panel.traces}
+    )
 
 
 def redraw_case(config: Config, points: int, baseline: list[float]) -> Row:
@@ -112,18 +108,18 @@ def redraw_case(config: Config, points: int, baseline: list[float]) -> Row:
         began = time.perf_counter()
         now = time.time()
         panel = take_panel(buffer.find(CHANNEL), CHANNEL, None, TimeRange(0.0, now + 1), None, now)
-        figure = build_figure(panel)
-        text = str(pio.to_json(figure, validate=False))
+        data = chart_data(panel)
+        text = json.dumps(data)
         times.append(time.perf_counter() - began)
         size = len(text.encode())
-    shown = max(len(trace.x) for trace in figure.data)
+    shown = max(sum(value is not None for value in series["mid"]) for series in data["series"])
     median, best = statistics.median(times), min(times)
     if not baseline:
         baseline.append(median)
     ratio = median / baseline[0]
     notes = [
         f"{size / 1024:,.0f} KiB per update",
-        f"{shown:,} points/trace sent",
+        f"{shown:,} points/series sent",
         f"{ratio:.1f}x the 1k redraw",
     ]
     if points <= config.naive_limit:
@@ -300,9 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [case() for case in cases]
 
     notes = [
-        f"plotly {plotly.__version__}",
-        "Redraw: take_panel (everything buffered) + build_figure + plotly.io.to_json, median and best of "
-        f"{config.redraws}; the naive figure (all points as lists) is built once for comparison.",
+        "Redraw: take_panel (everything buffered) + chart_data + json.dumps, median and best of "
+        f"{config.redraws}; the naive chart (all points as lists) is built once for comparison.",
     ]
     print_report(
         "Dashboard render and ingest benchmark",

@@ -13,11 +13,8 @@ exactly that text:
   joiners.)
 - line breaks and runs of white space become one space: no paragraphs, no indented code blocks.
 
-Plotly renders a subset of HTML in trace names, titles and hover labels (``<a href>``, ``<b>``, ``<br>``);
-``escape_plotly`` writes ``&``, ``<`` and ``>`` as entities, which plotly shows as the characters.
 """
 
-import html
 import re
 import string
 
@@ -30,8 +27,3 @@ def escape_markdown(text: str) -> str:
     """Markdown that Streamlit renders as ``text``, on one line: no markup, no links, no shortcodes."""
     flat = " ".join(text.split())
     return _PUNCTUATION.sub(r"\\\1", _LINK_TRIGGERS.sub(WORD_JOINER, flat))
-
-
-def escape_plotly(text: str) -> str:
-    """A plotly label (trace name, title) that plotly shows as ``text``, with no tags acting as HTML."""
-    return html.escape(text, quote=False)

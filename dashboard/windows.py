@@ -173,15 +173,3 @@ def format_time(ts: float) -> str:
     moment = datetime.fromtimestamp(ts, UTC)
     spec = "milliseconds" if moment.microsecond else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def plotly_time(value: object) -> float:
-    """Unix seconds from an x value plotly reports on a date axis: milliseconds since the epoch, or a
-    date string in UTC (``2026-05-01 12:00:00.25``); ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, int | float):
-        return float(value) / 1000.0
-    if isinstance(value, str):
-        return parse_time(value)
-    raise ValueError(f"not a time: {value!r}")

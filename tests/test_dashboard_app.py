@@ -5,7 +5,6 @@ rerun); every AppTest shares one session id, which is why the consumer is keyed 
 and ``on_release`` runs on ``st.cache_resource.clear()``.
 """
 
-import base64
 import json
 import re
 import string
@@ -22,6 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.chart import CHART_COMPONENT, ChartData
 from dashboard.session import BUFFER_KEY
 from dashboard.session_buffer import SessionBuffer
 from dashboard.settings import get_settings
@@ -95,21 +95,36 @@ def session_buffer_of(at: AppTest) -> SessionBuffer:
     return buffer
 
 
-def typed_array(value: object) -> np.ndarray:
-    # plotly sends numpy arrays as base64 typed arrays: {"dtype": "f8", "bdata": ...}
-    assert isinstance(value, dict) and value["dtype"] == "f8", "arrays must travel typed, not as lists"
-    return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.float64)
+def charts(at: AppTest) -> list[ChartData]:
+    """What the app sends the browser for each chart on the page, in order."""
+    found = [element.proto for element in at.get("bidi_component")]
+    return [json.loads(proto.json) for proto in found if proto.component_name == CHART_COMPONENT]
+
+
+def _column(values: list[float | None]) -> np.ndarray:
+    return np.asarray([np.nan if value is None else value for value in values], dtype=float)
+
+
+def chart_series(
+    at: AppTest, index: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(x in seconds, low, mid, high)`` per series of a chart, where the series has points."""
+    sent = charts(at)
+    if len(sent) <= index:
+        return {}
+    x = np.asarray(sent[index]["x"]) / 1000.0
+    found: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for series in sent[index]["series"]:
+        low, mid, high = (_column(series[part]) for part in ("low", "mid", "high"))
+        low, high = np.where(np.isnan(low), mid, low), np.where(np.isnan(high), mid, high)
+        has = ~np.isnan(mid)
+        found[series["name"]] = (x[has], low[has], mid[has], high[has])
+    return found
 
 
 def chart_traces(at: AppTest, index: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``(x in seconds, y)`` per trace name of a chart, read from the figure the app sends to the browser."""
-    charts = at.get("plotly_chart")
-    if len(charts) <= index:
-        return {}
-    spec = json.loads(charts[index].proto.spec)
-    return {
-        trace["name"]: (typed_array(trace["x"]) / 1000.0, typed_array(trace["y"])) for trace in spec["data"]
-    }
+    """``(x in seconds, y)`` per series line of a chart."""
+    return {name: (x, mid) for name, (x, _, mid, _) in chart_series(at, index).items()}
 
 
 def chart_points(at: AppTest) -> dict[str, int]:
@@ -144,11 +159,11 @@ def test_pause_freezes_the_figure(dashboard_env: GatewayProcess) -> None:
     buffer = session_buffer_of(at)
     eventually(lambda: buffer.channel("data:cpu").retained("user") == 10, what="history")
     at.toggle(key="live_paused").set_value(True).run()
-    frozen = at.get("plotly_chart")[0].proto.spec
+    frozen = charts(at)[0]
     publish(dashboard_env, "data:cpu", [{"values": {"user": 50.0}}])
     eventually(lambda: buffer.channel("data:cpu").retained("user") == 11, what="live point")
     at.run()
-    assert at.get("plotly_chart")[0].proto.spec == frozen, "paused: the figure must not change"
+    assert charts(at)[0] == frozen, "paused: the chart must not change"
     at.toggle(key="live_paused").set_value(False).run()
     assert chart_points(at) == {"user": 11}
 
@@ -342,14 +357,15 @@ def test_a_new_tab_on_24h_shows_the_stored_day_at_once(
     match = BUCKETS.match(resolution(at))
     assert match, resolution(at)
     bucket = float(match.group(1))
-    traces = chart_traces(at)
-    assert set(traces) == {"v max", "v min", "v"}
-    x, _ = traces["v"]
+    traces = chart_series(at)
+    assert set(traces) == {"v"}
+    x, low, _, high = traces["v"]
     # The window is the 24 h before the page ran, seconds after the seeding: its first bucket starts within
     # one bucket of the day's first sample, on either side.
     assert day.start - bucket < x[0] < day.start + bucket and x[-1] <= day.end
     assert len(x) <= 1500 and x[-1] - x[0] > DAY - 2 * bucket
-    assert traces["v max"][1].max() == SPIKE, "the one-sample spike stays in the band"
+    assert high.max() == SPIKE, "the one-sample spike stays in the band"
+    assert (low < high).all(), "buckets draw as a band"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["v · max"] == "1,000"
 

@@ -37,10 +37,9 @@ def dashboard(gateway: GatewayProcess, simulator: AppProcess, tmp_path: Path) ->
 
 
 POINTS_JS = """() => {
-    // Points in the first chart's traces, as plotly itself holds them (typed arrays, decoded).
-    const plot = document.querySelector('.js-plotly-plot');
-    if (!plot || !plot._fullData) return 0;
-    return plot._fullData.reduce((total, trace) => total + (trace.x ? trace.x.length : 0), 0);
+    // Rows of the first chart's time axis, as dygraphs itself holds them.
+    const chart = document.querySelector('.pulse-chart');
+    return chart && chart.graph ? chart.graph.numRows() : 0;
 }"""
 
 
@@ -54,12 +53,11 @@ def test_live_chart_grows_and_chat_round_trips(
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(dashboard.url)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_selector(".pulse-chart canvas", timeout=30_000)
     page.wait_for_function(f"({POINTS_JS})() > 0", timeout=30_000)
     first = chart_points(page)
     page.wait_for_function(f"({POINTS_JS})() > {first}", timeout=30_000)
     assert chart_points(page) > first
-    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace path.js-line", timeout=15_000)
     assert page.get_by_text("Connected").first.is_visible()
     # Paused, the figure stops changing: what the screenshot shows is what a user can zoom into.
     page.get_by_text("Pause", exact=True).click()
@@ -163,8 +161,11 @@ def test_publisher_text_shows_as_plain_text_everywhere(
         httpx.post(f"{gateway.http_url}/api/publish/{channel}", json=[body], timeout=5).raise_for_status()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(bare_dashboard.url)
-    page.wait_for_selector(".js-plotly-plot .legendtext", timeout=30_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length == 2", timeout=30_000)
+    page.wait_for_selector(".pulse-chart .pulse-legend-name", state="attached", timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.pulse-chart')].filter((chart) => chart.graph).length == 2",
+        timeout=30_000,
+    )
     notification = {"level": "warning", "title": HOSTILE_TITLE, "body": HOSTILE_BODY}
     httpx.post(
         f"{gateway.http_url}/api/publish/notify:alerts", json=[notification], timeout=5
@@ -178,7 +179,7 @@ def test_publisher_text_shows_as_plain_text_everywhere(
     assert {"data:a_b_c", "data:_em_"} <= set(headings) and not markup, (headings, markup)
     labels, markup = shown(page, '[data-testid="stMetricLabel"]')
     assert {f"{name} · now" for name in MARKUP_SERIES} <= set(labels) and not markup, (labels, markup)
-    legends, markup = shown(page, ".js-plotly-plot .legendtext")
+    legends, markup = shown(page, ".pulse-chart .pulse-legend-name")
     assert set(MARKUP_SERIES) <= set(legends) and not markup, (legends, markup)
     page.locator('[data-testid="stMultiSelect"]').first.click()
     page.wait_for_selector('[role="option"]', timeout=10_000)
@@ -219,26 +220,33 @@ def day_dashboard(tmp_path: Path) -> Iterator[tuple[AppProcess, Seeded]]:
 
 
 LINE_JS = """() => {
-    // The mean line (or raw samples) of series v in the chart, as plotly holds it: x in ms.
-    const plot = document.querySelector('.js-plotly-plot');
-    const trace = plot && plot._fullData && plot._fullData.find((t) => t.name === 'v');
-    return trace ? {x: Array.from(trace.x), y: Array.from(trace.y)} : null;
+    // The mean line (or raw samples) of series v in the chart, as dygraphs holds it: x in ms.
+    const chart = document.querySelector('.pulse-chart');
+    const graph = chart && chart.graph;
+    const column = graph ? graph.getLabels().indexOf('v') : -1;
+    if (column < 0) return null;
+    const x = [], y = [];
+    for (let row = 0; row < graph.numRows(); row++) {
+        const bar = graph.getValue(row, column);
+        if (bar !== null) { x.push(graph.getValue(row, 0)); y.push(bar[1]); }
+    }
+    return {x, y};
 }"""
 
 PIXEL_JS = """(ms) => {
     // Page coordinates of time `ms` on the chart's x axis, halfway down its plot area.
-    const plot = document.querySelector('.js-plotly-plot');
-    const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
-    return [area.left + plot._fullLayout.xaxis.d2p(ms), area.top + area.height / 2];
+    const graph = document.querySelector('.pulse-chart').graph;
+    const box = graph.graphDiv.getBoundingClientRect();
+    const area = graph.getArea();
+    return [box.left + graph.toDomXCoord(ms), box.top + area.y + area.h / 2];
 }"""
 
 
 SPANS_JS = """([first, last]) => {
     // The chart's x axis spans [first, last] (ms): it has been redrawn for that range.
-    const plot = document.querySelector('.js-plotly-plot');
-    const axis = plot && plot._fullLayout && plot._fullLayout.xaxis;
-    if (!axis) return false;
-    const [low, high] = axis.range.map((value) => axis.r2l(value));
+    const chart = document.querySelector('.pulse-chart');
+    if (!chart || !chart.graph) return false;
+    const [low, high] = chart.graph.xAxisRange();
     return Math.abs(low - first) < 1 && Math.abs(high - last) < 1;
 }"""
 
@@ -249,7 +257,7 @@ def line(page: Page) -> tuple[list[float], list[float]]:
 
 
 def drag_across(page: Page, first: float, last: float) -> None:
-    """A box selection from time ``first`` to ``last`` (Unix seconds) on the chart, as a user drags it."""
+    """A drag from time ``first`` to ``last`` (Unix seconds) across the chart, as a user does it."""
     start = page.evaluate(PIXEL_JS, first * 1000)
     end = page.evaluate(PIXEL_JS, last * 1000)
     page.mouse.move(*start)

@@ -5,15 +5,14 @@ network (the same pieces against a real gateway are in test_dashboard_app.py).""
 import csv
 import io
 
-import numpy as np
 import pytest
 
 from dashboard.channel_buffer import PUBLICATION_LOG, ChannelBuffer
+from dashboard.chart import chart_data
 from dashboard.export import panels_to_csv
-from dashboard.figures import build_figure
 from dashboard.panel import Panel, describe_resolution, seconds_text, take_panel
 from dashboard.ranges import StoredRange
-from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time, parse_time, plotly_time
+from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time, parse_time
 from shared.api import HistoryRange, RangeResolution, SeriesRange
 from shared.messages import StreamPosition
 
@@ -51,9 +50,11 @@ SPAN = TimeRange(T0 - 60, T0 + 60)
 
 
 def line(panel: Panel) -> tuple[list[float], list[float]]:
-    figure = build_figure(panel)
-    trace = next(trace for trace in figure.data if trace.name == "v")
-    return (np.asarray(trace.x) / 1000).tolist(), np.asarray(trace.y).tolist()
+    """Series v's line as the chart gets it: (seconds, values) where it has a point."""
+    data = chart_data(panel)
+    series = next(series for series in data["series"] if series["name"] == "v")
+    points = [(x / 1000, y) for x, y in zip(data["x"], series["mid"], strict=True) if y is not None]
+    return [x for x, _ in points], [y for _, y in points]
 
 
 def test_the_live_part_starts_right_after_the_stored_position() -> None:
@@ -122,22 +123,21 @@ def bucketed(spike: float) -> HistoryRange:
 
 
 def test_buckets_draw_as_a_band_under_the_mean_line_and_keep_the_spike() -> None:
-    """Each series is a max edge, a min edge filled up to it, and the mean line; the live points continue
-    the line; the figure spans the view and zooms by box selection."""
+    """Each series is its buckets' mean line inside their min..max band; the live points continue the
+    line; the chart spans the view."""
     buffer = ChannelBuffer("data:x")
     buffer.append(T0 + 700, {"v": 7.0})
     stored = StoredRange.read_at(bucketed(spike=1e6), T0 + 600, buffer)
     span = TimeRange(T0, T0 + 800)
     panel = take_panel(buffer, "data:x", None, span, stored, T0 + 800)
-    figure = build_figure(panel, revision="24h", fixed=True)
-    assert [trace.name for trace in figure.data] == ["v max", "v min", "v"]
-    upper, lower, mean = figure.data
-    assert upper.showlegend is False and lower.fill == "tonexty" and "rgba" in lower.fillcolor
-    assert max(upper.y) == 1e6, "the spike stays in the envelope"
-    assert mean.y.tolist() == [5.0] * 10 + [7.0]
-    assert figure.layout.xaxis.range == (T0 * 1000, (T0 + 800) * 1000)
-    assert figure.layout.dragmode == "select" and figure.layout.uirevision == "24h"
-    assert build_figure(panel).layout.xaxis.range is None, "a sliding window's axis fits its data"
+    data = chart_data(panel, fixed=True)
+    (series,) = data["series"]
+    assert series["name"] == "v"
+    assert max(value for value in series["high"] if value is not None) == 1e6, "the spike stays in the band"
+    assert series["mid"] == [5.0] * 10 + [7.0]
+    assert series["low"][-1] is None and series["high"][-1] is None, "a live point has no band"
+    assert data["range"] == [T0 * 1000, (T0 + 800) * 1000]
+    assert chart_data(panel)["range"] is None, "a sliding window's axis fits its data"
     assert panel.resolution == "1 min buckets from the 1s tier, then live samples"
     stats = panel.traces[0].stats
     assert stats.maximum == 1e6 and stats.count == 6001 and stats.current == 7.0
@@ -216,12 +216,8 @@ def test_a_bad_link_opens_the_default_and_says_why(params: dict[str, str], says:
     assert any(says in problem for problem in view.problems), view.problems
 
 
-def test_times_from_links_and_from_plotly() -> None:
-    """ISO 8601 (UTC without an offset) or Unix seconds in links; plotly's ms or date strings."""
+def test_times_from_links() -> None:
+    """ISO 8601 (UTC without an offset) or Unix seconds in links."""
     assert parse_time("2027-01-15T08:00:00Z") == parse_time("2027-01-15 08:00:00") == T0
     assert parse_time("2027-01-15T09:00:00+01:00") == T0 and parse_time(str(T0)) == T0
     assert format_time(T0) == "2027-01-15T08:00:00Z"
-    assert plotly_time(T0 * 1000 + 250) == T0 + 0.25
-    assert plotly_time("2027-01-15 08:00:00.2501") == pytest.approx(T0 + 0.2501)
-    with pytest.raises(ValueError, match="not a time"):
-        plotly_time(None)

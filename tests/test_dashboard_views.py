@@ -4,16 +4,16 @@ matching of one link. No Streamlit, no network."""
 
 import asyncio
 import csv
-import html
 import io
+import json
 import time
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from dashboard.chart import chart_data
 from dashboard.export import panels_to_csv
-from dashboard.figures import build_figure
 from dashboard.link import Link, NotConnectedError, RequestRejectedError
 from dashboard.markup import escape_markdown
 from dashboard.panel import Panel, take_panel
@@ -82,21 +82,21 @@ def live_panel(buffer: SessionBuffer, series: list[str] | None, seconds: float |
     return take_panel(buffer.find("data:x"), "data:x", series, span, None, now)
 
 
-def test_figure_sends_at_most_2000_points_per_trace_as_typed_arrays() -> None:
+def test_chart_gets_at_most_2000_points_per_series_and_keeps_the_spike() -> None:
     buffer = filled(100_000)
     spike_at = 54_321
     buffer.channel("data:x").extend("a", [buffer.snapshot("data:x", "a")[0][spike_at]], [1e6])  # a late spike
     panel = live_panel(buffer, None, None, time.time())
-    figure = build_figure(panel)
-    assert [trace.name for trace in figure.data] == ["a", "b"]
-    for trace in figure.data:
-        assert isinstance(trace.x, np.ndarray) and isinstance(trace.y, np.ndarray)
-        assert len(trace.x) <= 2000
-    assert figure.data[0].y.max() == 1e6, "peak-preserving: the one-point spike survives"
-    assert figure.layout.xaxis.type == "date"
-    assert figure.layout.uirevision == "data:x"
-    text = figure.to_json()
-    assert '"bdata"' in text, "numpy arrays travel base64-encoded, not as JSON number lists"
+    data = chart_data(panel)
+    assert [series["name"] for series in data["series"]] == ["a", "b"]
+    assert len(data["x"]) <= 2 * 2000, "two series, at most 2 000 points each on the shared axis"
+    assert data["x"] == sorted(data["x"])
+    for series in data["series"]:
+        assert sum(value is not None for value in series["mid"]) <= 2000
+    assert max(value for value in data["series"][0]["mid"] if value is not None) == 1e6, (
+        "peak-preserving: the one-point spike survives"
+    )
+    assert json.loads(json.dumps(data)) == data, "plain JSON: no NaN, no numpy types"
 
 
 def test_panel_window_series_pick_and_gap_visibility() -> None:
@@ -145,16 +145,6 @@ def test_escape_markdown_leaves_no_markup() -> None:
     hostile = "**bold** ![img](http://x/y.png) [link](javascript:alert(1)) <b>html</b> `code` # head"
     escaped = escape_markdown(hostile)
     assert "\\*\\*bold\\*\\*" in escaped and "\\!\\[img\\]" in escaped and "\\<b\\>" in escaped
-
-
-def test_plotly_labels_carry_no_html() -> None:
-    """A trace name reaches plotly with its tags as entities, so plotly draws them as text."""
-    hostile = '<a href="http://evil.example">x</a><br><b>y</b> & z'
-    buffer = filled(10, (hostile,))
-    figure = build_figure(live_panel(buffer, None, None, time.time()))
-    name = figure.data[0].name
-    assert "<" not in name and ">" not in name
-    assert html.unescape(name) == hostile
 
 
 class FakeSocket:

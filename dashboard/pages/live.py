@@ -8,18 +8,19 @@ resolution; "Back" returns to the window. The window, a custom range and a zoom 
 (``dashboard.windows``), so a refresh or a new tab shows the same charts at once.
 
 Pausing freezes the panels as they are (kept in ``st.session_state``): the figures stop changing, so
-plotly keeps the user's hover, and the export gives exactly what is on screen.
+the charts keep the user's hover, and the export gives exactly what is on screen.
 """
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from functools import partial
 
 import streamlit as st
 
+from dashboard.chart import chart_data, show_chart, zoom_of
 from dashboard.chrome import session_chrome
 from dashboard.export import panels_to_csv
-from dashboard.figures import build_figure
 from dashboard.link import NotConnectedError
 from dashboard.markup import escape_markdown
 from dashboard.panel import Panel, take_panel
@@ -27,7 +28,7 @@ from dashboard.session import session_buffer, session_consumer, session_ranges
 from dashboard.settings import get_settings
 from dashboard.stats import SeriesStats
 from dashboard.status import clock_time
-from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time, plotly_time
+from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time
 
 FROZEN_KEY = "live_frozen"
 # The view shown last: the URL loses its parameters when the user visits another page. (A comment, not a
@@ -147,7 +148,7 @@ if view.zoom is not None:
         f"Back to {view.window_label}", key="live_unzoom", on_click=_unzoom, icon=":material/zoom_out:"
     )
 else:
-    st.caption("Drag across a chart to zoom into that time range.")
+    st.caption("Drag across a chart to zoom into that time range; double-click to go back.")
 
 
 def _channel_picker() -> None:
@@ -190,29 +191,15 @@ def _metrics(series: str, stats: SeriesStats) -> None:
     columns[3].metric(f"{name} · max", _number(stats.maximum))
 
 
-def _selected_range(state: object) -> TimeRange | None:
-    """The time range of a box selection in a chart's state, if there is one."""
-    try:
-        boxes = state["selection"]["box"]  # type: ignore[index]
-        x = boxes[0]["x"] if boxes else None
-        if not x or len(x) != 2:
-            return None
-        first, last = sorted(plotly_time(value) for value in x)
-        return TimeRange(first, last)
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def _zoom_to_selection(key: str) -> None:
-    """A box selection on a chart zooms every chart into its time range.
+    """A drag across a chart zooms every chart into its time range.
 
-    A callback, not the chart's return value: the chart's element id covers its figure, which changes on
-    every redraw of a live chart, so by the time the rerun draws it again the selection would be lost.
-    Callbacks run with the state of the chart the user actually drew on."""
-    zoom = _selected_range(st.session_state.get(key))
+    A callback, not the chart's return value: callbacks run with the state of the chart the user
+    actually dragged on, before the rerun draws the charts again."""
+    zoom = zoom_of(key)
     if zoom is not None:
         current: View = st.session_state[VIEW_KEY]
-        _set_view(current.zoomed(zoom))
+        _set_view(current.zoomed(TimeRange(*zoom)))
 
 
 def _panel_view(panel: Panel) -> None:
@@ -241,13 +228,15 @@ def _panel_view(panel: Panel) -> None:
     if panel.gap_visible and info.gap_since is not None:
         when = clock_time(info.gap_since)
         st.warning(f"Gap: data missing around {when}; history reloaded", icon=":material/warning:")
-    key = f"chart_{panel.channel}_{view.key}"
-    st.plotly_chart(
-        build_figure(panel, revision=view.key, fixed=not view.sliding),
+    # One key per channel whatever the view: the chart stays mounted and only gets new data, so a drag
+    # that starts while a new view is drawn still lands on the chart that reports it. Hashed: Streamlit
+    # refuses some sequences in a component's key ("__"), and channel names are the publishers'.
+    key = "chart-" + hashlib.blake2b(panel.channel.encode(), digest_size=12).hexdigest()
+    show_chart(
+        chart_data(panel, fixed=not view.sliding),
         key=key,
-        config={"displaylogo": False},
-        on_select=partial(_zoom_to_selection, key),
-        selection_mode=("box",),
+        on_zoom=partial(_zoom_to_selection, key),
+        on_unzoom=_unzoom,
     )
     for trace in panel.traces:
         _metrics(trace.series, trace.stats)

@@ -1,0 +1,154 @@
+"""A panel as a chart: dygraphs on a canvas, through a Streamlit v2 component (``chart.js`` beside this).
+
+Why not ``st.plotly_chart``: a new tab had to load and evaluate plotly.js (4.7 MB) before its first chart,
+about 2 s on the benchmark machine for a page holding one trivial chart; dygraphs is 131 KB, loaded once
+per page from ``dashboard/static`` (Streamlit's static serving), and the same page paints in about 1 s
+(docs/benchmarks.md). dygraphs draws a min..max band around each line natively ("custom bars"), which is
+what stored buckets are.
+
+Per series, the chart gets ``low``, ``mid`` and ``high`` on one shared time axis: the stored buckets' min,
+mean and max (for raw samples and live points the band's edges are null: the line is the value), then the
+live points, which are
+reduced to at most ``max_points`` by min/max decimation (spikes survive) before they leave Python.
+Series names go as they are: dygraphs escapes a label before its legend shows it (``chart.js`` keeps
+that), and the Chromium tests check the legend shows publisher text as typed.
+"""
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+import streamlit as st
+
+from dashboard.arrays import FloatArray
+from dashboard.downsample import DEFAULT_MAX_POINTS, MIN_MAX_POINTS, minmax_indices
+from dashboard.panel import Panel, Trace
+
+CHART_HEIGHT = 320
+PALETTE = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
+    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+)  # fmt: skip
+"""Series colours, in order (plotly's default sequence, which the charts used before)."""
+_SCRIPT = Path(__file__).with_name("chart.js")
+CHART_COMPONENT = "pulseboard_chart"
+
+
+class ChartSeries(TypedDict):
+    name: str
+    color: str
+    low: list[float | None]
+    """The band's lower edge; null where it is the line itself (raw samples, live points)."""
+    mid: list[float | None]
+    """The line; null where the series has no point at that time."""
+    high: list[float | None]
+
+
+class ChartData(TypedDict):
+    x: list[float]
+    """Milliseconds since the epoch, increasing."""
+    series: list[ChartSeries]
+    range: list[float] | None
+    """The x axis's fixed span in ms; None: it fits the data."""
+    height: int
+
+
+def _columns(trace: Trace, max_points: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Time (s), low, mid and high of one series: the stored part as it is, then the live points."""
+    history = trace.history
+    keep = minmax_indices(trace.values, max(max_points - len(history), MIN_MAX_POINTS))
+    live_t, live_v = trace.ts[keep], trace.values[keep]
+    return (
+        np.concatenate((history.t, live_t)),
+        np.concatenate((history.min, live_v)),
+        np.concatenate((history.mean, live_v)),
+        np.concatenate((history.max, live_v)),
+    )
+
+
+def _listed(values: FloatArray) -> list[float | None]:
+    """JSON has no NaN: a series without a point at that time gets null."""
+    return [None if value != value else value for value in values.tolist()]
+
+
+def _shared_axis(times: list[FloatArray]) -> tuple[FloatArray, list[npt.NDArray[np.intp]]]:
+    """One time axis for all series, and where each series' points go on it.
+
+    Points at the same time are kept, not merged (a batch published at once shares its time): the axis
+    has as many rows for a time as the series with most points there, and a series' second point at
+    that time goes on the second row."""
+    occurrences = [np.arange(len(t)) - np.searchsorted(t, t, "left") for t in times]
+    every_t = np.concatenate(times) if times else np.empty(0)
+    every_occurrence = np.concatenate(occurrences) if times else np.empty(0, np.intp)
+    order = np.lexsort((every_occurrence, every_t))
+    sorted_t, sorted_occurrence = every_t[order], every_occurrence[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (np.diff(sorted_t) != 0) | (np.diff(sorted_occurrence) != 0)
+    axis = sorted_t[new]
+    rows = [
+        np.searchsorted(axis, t, "left") + occurrence
+        for t, occurrence in zip(times, occurrences, strict=True)
+    ]
+    return axis, rows
+
+
+def chart_data(panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, fixed: bool = False) -> ChartData:
+    """What the browser draws for ``panel``. ``fixed``: the x axis spans exactly the panel's range;
+    otherwise (a window that slides with the clock) it fits the data."""
+    columns = []
+    for trace in panel.traces:
+        t, low, mid, high = _columns(trace, max_points)
+        order = np.argsort(t, kind="stable")
+        columns.append((t[order], low[order], mid[order], high[order]))
+    axis, rows = _shared_axis([column[0] for column in columns])
+    series: list[ChartSeries] = []
+    for index, (trace, (_, low, mid, high), at) in enumerate(zip(panel.traces, columns, rows, strict=True)):
+        placed = []
+        for values in (np.where(low == mid, np.nan, low), mid, np.where(high == mid, np.nan, high)):
+            column = np.full(len(axis), np.nan)
+            column[at] = values
+            placed.append(_listed(column))
+        series.append(
+            ChartSeries(
+                name=trace.series,
+                color=PALETTE[index % len(PALETTE)],
+                low=placed[0],
+                mid=placed[1],
+                high=placed[2],
+            )
+        )
+    span = [panel.span.start * 1000.0, panel.span.end * 1000.0] if fixed else None
+    return ChartData(x=(axis * 1000.0).tolist(), series=series, range=span, height=CHART_HEIGHT)
+
+
+@cache
+def _component() -> Callable[..., Any]:
+    return st.components.v2.component(
+        CHART_COMPONENT,
+        html="<div class='pulse-chart'><div class='pulse-plot'></div></div>",
+        js=_SCRIPT.read_text(encoding="utf-8"),
+        # In the page's DOM (not a shadow root), so dygraphs' stylesheet in the page's head applies.
+        isolate_styles=False,
+    )
+
+
+def show_chart(
+    data: ChartData, *, key: str, on_zoom: Callable[[], None], on_unzoom: Callable[[], None]
+) -> None:
+    """Mount (or update) the chart ``key``; a drag calls ``on_zoom`` (the range is then
+    ``zoom_of(key)``), a double click ``on_unzoom``."""
+    _component()(data=data, key=key, on_zoom_change=on_zoom, on_unzoom_change=on_unzoom)
+
+
+def zoom_of(key: str) -> tuple[float, float] | None:
+    """The time range (Unix seconds) the user dragged across on chart ``key``, if that is what it sent."""
+    state = st.session_state.get(key)
+    try:
+        first, last = state["zoom"]  # type: ignore[index]
+        first, last = float(first) / 1000.0, float(last) / 1000.0
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (first, last) if last > first else None
