@@ -236,3 +236,44 @@ def test_redis_killed_and_restarted_the_gateway_recovers_without_a_silent_hole(
             publisher.join()
         gateway.stop()
         redis_server.stop()
+
+
+def test_a_redis_that_restarted_empty_never_lets_a_resume_recover_the_new_life_as_the_old(
+    tmp_path: Path,
+) -> None:
+    """Redis without persistence is killed after offsets 1-3 and comes back empty; the first publish
+    after it (before the gateway's listener has reconnected) writes five. Offsets 1-5 again in the old
+    epoch would let a resume from offset 3 "recover" 4 and 5 and silently skip the new 1-3: the stream
+    must start in a new epoch, the resume must say ``recovered: false`` and the live subscriber hear 1013."""
+    redis_server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    gateway = GatewayProcess(tmp_path, env={"PULSE_BROKER_URL": redis_server.url}).start()
+    try:
+        with Client(gateway.ws_url) as live:
+            live.subscribe("data:life")
+            assert publish(gateway, "data:life", values(3)) == [1, 2, 3]
+            before = live.pubs(3)
+            epoch = before[-1]["epoch"]
+
+            redis_server.stop(signal.SIGKILL)
+            eventually(
+                lambda: httpx.get(f"{gateway.http_url}/healthz", timeout=5).status_code == 503, what="503"
+            )
+            redis_server.start()
+
+            def published() -> bool:
+                try:
+                    return publish(gateway, "data:life", values(5, 100)) == [1, 2, 3, 4, 5]
+                except httpx.HTTPError:
+                    return False
+
+            eventually(published, timeout=20, what="the first publish after the restart")
+            with Client(gateway.ws_url) as again:
+                reply = again.subscribe("data:life", since={"offset": 3, "epoch": epoch})
+                assert reply["epoch"] != epoch, "a stream that started again starts in a new epoch"
+                assert reply["recovered"] is False
+            with pytest.raises(ConnectionClosed) as closed:
+                live.pubs(5, timeout=20)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    finally:
+        gateway.stop()
+        redis_server.stop()

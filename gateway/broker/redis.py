@@ -165,6 +165,8 @@ class RedisBroker(Broker):
         self._ok = False
         self._detail = "not started"
         self._epoch = ""
+        self._epoch_unsure = True
+        """Set by every Redis failure: Redis may have come back empty, and the cached epoch with it gone."""
         self._listed: dict[str, float] = {}
         """Channels this process published to, with when it last wrote their time to their channel set."""
 
@@ -204,14 +206,20 @@ class RedisBroker(Broker):
         # The epoch of channels nobody has published to yet; it changes when Redis loses its data.
         # Called after every (re)connect: Redis may have come back without the channel list too.
         self._listed.clear()
-        await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
-        epoch = await self._redis.get(EPOCH_KEY)
+        self._epoch_unsure = False
+        try:
+            await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
+            epoch = await self._redis.get(EPOCH_KEY)
+        except BaseException:
+            self._epoch_unsure = True
+            raise
         self._epoch = _text(epoch) if epoch else secrets.token_hex(4)
 
     def _fail(self, exc: BaseException) -> None:
         if self._ok:
             log.error("redis: %s: %s", type(exc).__name__, exc)
         self._ok, self._detail = False, f"redis: {type(exc).__name__}: {exc}"[:300]
+        self._epoch_unsure = True
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -237,6 +245,13 @@ class RedisBroker(Broker):
         try:
             lifetime = self._lifetimes[channel.namespace]
             listed = self._listed.get(name)
+            if self._epoch_unsure:
+                # Before the first publish after a failure: a Redis that restarted empty has no channel,
+                # and one created in the cached epoch would reuse offsets a subscriber already has
+                # (a resume would then "recover" someone else's publications). A fresh epoch is seen.
+                await self._refresh_epoch()
+                args[0] = self._epoch
+                listed = None
             if listed is None or now - listed >= lifetime:
                 await self._check_room(channel)  # not known to be live: this publish may create it
             first, last, epoch, replayed = await self._publish_script(
@@ -470,6 +485,12 @@ class RedisBroker(Broker):
                     return
         elif publication.offset != 1:
             await self._catch_up(name)
+            return
+        elif listening.offset > 0:
+            # The channel started again (Redis lost it, or it expired) after subscribers had some of
+            # its earlier life: tell them, as for any hole, rather than switch epochs under them.
+            listening.offset, listening.epoch = publication.offset, publication.epoch
+            self._require_handler().on_gap(name)
             return
         listening.offset, listening.epoch = publication.offset, publication.epoch
         self._require_handler().on_publication(publication)
