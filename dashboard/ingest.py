@@ -45,7 +45,7 @@ def apply_pub(buffer: SessionBuffer, pub: Pub, received_at: float, *, toast: boo
         return buffer.add_chat(pub.channel, entry, offset=pub.offset, epoch=pub.epoch)
     if namespace is Namespace.NOTIFY:
         note = Notification.model_validate(pub.data)
-        entry_n = NotificationEntry(pub.channel, note.level, note.title, note.body, pub.ts)
+        entry_n = NotificationEntry(pub.channel, note.level, note.title, note.body, pub.ts, note.channel)
         return buffer.add_notification(entry_n, offset=pub.offset, epoch=pub.epoch, toast=toast)
     return False
 

@@ -66,6 +66,8 @@ class NotificationEntry:
     title: str
     body: str
     ts: float
+    about: str | None = None
+    """The ``data:`` channel the notification names, marked on that channel's chart."""
 
 
 class ConnectionState(StrEnum):

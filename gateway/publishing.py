@@ -79,7 +79,7 @@ def enrich(payloads: list[Any], *, sender: str) -> list[dict[str, Any]]:
         elif isinstance(payload, ChatPost):
             stored.append({"id": uuid.uuid4().hex, "sender": sender, "text": payload.text})
         elif isinstance(payload, Notification):
-            stored.append(payload.model_dump())
+            stored.append(payload.model_dump(exclude_none=True))  # `channel` only when it names one
         else:
             raise TypeError(f"not a payload model: {type(payload).__name__}")
     return stored

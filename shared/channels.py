@@ -91,3 +91,12 @@ WatchedChannelList = Annotated[
     list[str], BeforeValidator(split_list), AfterValidator(_only(Namespace.DATA, Namespace.NOTIFY))
 ]
 """A setting of ``data:`` and ``notify:`` channels, comma-separated or a list."""
+
+
+def _data_channel(name: str) -> str:
+    check_namespaces([name], Namespace.DATA)
+    return name
+
+
+DataChannelName = Annotated[str, AfterValidator(_data_channel)]
+"""One ``data:`` channel's name (a notification names the chart it is about with one)."""

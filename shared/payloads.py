@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.channels import NAME_PATTERN, Namespace
+from shared.channels import NAME_PATTERN, DataChannelName, Namespace
 
 MAX_SERIES_PER_POINT = 256
 MAX_CHAT_TEXT = 2000
@@ -54,6 +54,8 @@ class Notification(_Payload):
     level: NotificationLevel
     title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE)]
     body: Annotated[str, Field(max_length=MAX_BODY)] = ""
+    channel: DataChannelName | None = None
+    """The ``data:`` channel it is about, if any: the dashboard marks it on that channel's chart."""
 
 
 INPUT_MODELS: dict[Namespace, type[_Payload]] = {

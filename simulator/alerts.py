@@ -70,4 +70,5 @@ class AlertWatcher:
             level=level,
             title=f"{channel} {series} above {line:g}{unit}",
             body=f"{series} on {channel} reached {value:g}{unit} ({level} threshold: {line:g}{unit}).",
+            channel=channel if channel.startswith("data:") else None,
         )
