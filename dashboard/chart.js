@@ -5,7 +5,14 @@
 // redraw keeps the user's hover and costs one canvas paint. A drag across the chart reports its time
 // range to Python (trigger "zoom", [first, last] in ms); a double click asks to unzoom (trigger
 // "unzoom"). The data: {x: [ms], series: [{name, color, low, mid, high}], range: [ms, ms] | null,
-// height}; mid is null where a series has no point at that x, low and high where there is no band.
+// height, version?, base?, keep_from?, markers?}; mid is null where a series has no point at that x,
+// low and high where there is no band.
+//
+// A message with "base" is an append: its rows go after the rows of version "base", which this chart
+// must hold; otherwise it asks Python for a full drawing (trigger "resync") and shows what it has. A
+// message with the version the chart holds already brings nothing new.
+// Rows before keep_from (a sliding window's start) are dropped. Markers (notifications) are dygraphs
+// annotations: their label is a text node and their text the element's title, so both stay inert.
 
 const LIBRARY = "app/static/dygraph.min.js";
 const STYLES = "app/static/dygraph.min.css";
@@ -85,17 +92,84 @@ function options(data, trigger) {
   };
 }
 
+function appended(table, added) {
+  if (!added.length) return table;
+  if (!table.length || added[0][0] >= table[table.length - 1][0]) return table.concat(added);
+  // A series' new point older than another's newest: merge, keeping the time order dygraphs needs.
+  return table.concat(added).sort((a, b) => a[0] - b[0]);
+}
+
+function trimmed(table, keepFrom) {
+  if (keepFrom === null || keepFrom === undefined) return table;
+  let first = 0;
+  while (first < table.length && table[first][0] < keepFrom) first++;
+  return first ? table.slice(first) : table;
+}
+
+// Each marker on the row nearest its time (dygraphs puts an annotation on a point of a series).
+function annotations(data, table) {
+  const markers = data.markers || [];
+  if (!markers.length || !table.length || !data.series.length) return [];
+  const series = data.series[0].name;
+  const withPoint = table.filter((row) => row[1] !== null);
+  if (!withPoint.length) return [];
+  return markers.map((marker) => {
+    let nearest = withPoint[0][0];
+    for (const row of withPoint) {
+      if (Math.abs(row[0] - marker.x) < Math.abs(nearest - marker.x)) nearest = row[0];
+    }
+    return {
+      series, x: nearest.getTime ? nearest.getTime() : nearest, shortText: marker.label, text: marker.text,
+      cssClass: `pulse-marker pulse-marker-${marker.level}`, tickColor: marker.color, tickHeight: 40,
+    };
+  });
+}
+
+// Marker colours by level (info, warning, error: the protocol's fixed set, safe in a class name).
+const MARKER_STYLES = `
+.pulse-marker { font-weight: 700; border-radius: 3px; cursor: help; }
+.pulse-marker-info { background: #1c83e1 !important; color: #fff !important; }
+.pulse-marker-warning { background: #ffa421 !important; color: #000 !important; }
+.pulse-marker-error { background: #ff2b2b !important; color: #fff !important; }`;
+
+function addMarkerStyles() {
+  if (document.getElementById("pulse-marker-styles")) return;
+  const style = document.createElement("style");
+  style.id = "pulse-marker-styles";
+  style.textContent = MARKER_STYLES;
+  document.head.appendChild(style);
+}
+
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   const root = parentElement.querySelector(".pulse-chart");
   if (!root || !data) return;
   loadDygraph().then(() => {
-    const table = rows(data);
-    if (root.graph) {
-      root.graph.updateOptions({ file: table, ...options(data, setTriggerValue) });
+    let table;
+    if (root.graph && data.version !== undefined && data.version === root.version) {
+      return; // a redraw with nothing new: this chart has that version
+    } else if (data.base === undefined) {
+      table = rows(data);
+    } else if (root.graph && root.version === data.base) {
+      table = appended(root.table, rows(data));
     } else {
-      root.graph = new window.Dygraph(root.querySelector(".pulse-plot"), table, options(data, setTriggerValue));
+      setTriggerValue("resync", data.version);
+      return;
     }
-    root.dataset.points = String(data.x.length);
+    table = trimmed(table, data.keep_from);
+    root.table = table;
+    root.version = data.version;
+    const chosen = options(data, setTriggerValue);
+    const marked = annotations(data, table);
+    if (root.graph) {
+      root.graph.setAnnotations(marked, true); // drawn by the update below: one paint
+      root.graph.updateOptions({ file: table, ...chosen });
+    } else {
+      addMarkerStyles();
+      root.graph = new window.Dygraph(root.querySelector(".pulse-plot"), table, chosen);
+      if (marked.length) root.graph.setAnnotations(marked);
+    }
+    root.dataset.points = String(table.length);
+    root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
   });
 }

@@ -12,12 +12,20 @@ live points, which are
 reduced to at most ``max_points`` by min/max decimation (spikes survive) before they leave Python.
 Series names go as they are: dygraphs escapes a label before its legend shows it (``chart.js`` keeps
 that), and the Chromium tests check the legend shows publisher text as typed.
+
+**Only new points travel.** A chart already drawn in the browser gets an *append*: the live points after
+the last one it has (min/max-decimated to what its pixels can show of them), and the time before which
+rows fall off a sliding window. A *full* drawing goes only when what the chart shows changed otherwise:
+another view or series, a new stored range, or a browser that lost track (each message carries a
+``version`` and an append the ``base`` it extends; a chart that does not have the base asks for a full
+one with the ``resync`` trigger). ``ChartFeed`` keeps, per session, what each chart was sent.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +34,7 @@ import streamlit as st
 from dashboard.arrays import FloatArray
 from dashboard.downsample import DEFAULT_MAX_POINTS, MIN_MAX_POINTS, minmax_indices
 from dashboard.panel import Panel, Trace
+from dashboard.ranges import History
 
 CHART_HEIGHT = 320
 PALETTE = (
@@ -47,6 +56,18 @@ class ChartSeries(TypedDict):
     high: list[float | None]
 
 
+class ChartMarker(TypedDict):
+    x: float
+    """Milliseconds since the epoch."""
+    level: str
+    """A notification level (info, warning, error): the marker's colour."""
+    color: str
+    label: str
+    """One character drawn on the marker."""
+    text: str
+    """Shown on hover, as text (dygraphs sets it as the marker's ``title``)."""
+
+
 class ChartData(TypedDict):
     x: list[float]
     """Milliseconds since the epoch, increasing."""
@@ -54,13 +75,27 @@ class ChartData(TypedDict):
     range: list[float] | None
     """The x axis's fixed span in ms; None: it fits the data."""
     height: int
+    version: NotRequired[int]
+    """Counts the messages of one chart; absent: a one-off drawing."""
+    base: NotRequired[int]
+    """Present on an append: the version whose rows these extend."""
+    keep_from: NotRequired[float | None]
+    """Rows before this time (ms) are dropped: the start of a sliding window."""
+    markers: NotRequired[list[ChartMarker]]
 
 
-def _columns(trace: Trace, max_points: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Time (s), low, mid and high of one series: the stored part as it is, then the live points."""
+def _columns(
+    trace: Trace, max_points: int, after: float | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Time (s), low, mid and high of one series: the stored part as it is, then the live points; with
+    ``after``, only the live points after that time (an append: the stored part is drawn already)."""
     history = trace.history
-    keep = minmax_indices(trace.values, max(max_points - len(history), MIN_MAX_POINTS))
-    live_t, live_v = trace.ts[keep], trace.values[keep]
+    ts, values = trace.ts, trace.values
+    if after is not None:
+        first = int(np.searchsorted(ts, after, "right"))
+        ts, values, history = ts[first:], values[first:], History.empty()
+    keep = minmax_indices(values, max(max_points - len(history), MIN_MAX_POINTS))
+    live_t, live_v = ts[keep], values[keep]
     return (
         np.concatenate((history.t, live_t)),
         np.concatenate((history.min, live_v)),
@@ -95,17 +130,26 @@ def _shared_axis(times: list[FloatArray]) -> tuple[FloatArray, list[npt.NDArray[
     return axis, rows
 
 
-def chart_data(panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, fixed: bool = False) -> ChartData:
-    """What the browser draws for ``panel``. ``fixed``: the x axis spans exactly the panel's range;
-    otherwise (a window that slides with the clock) it fits the data."""
+def chart_data(
+    panel: Panel,
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+    fixed: bool = False,
+    traces: Sequence[Trace] | None = None,
+    after: float | None = None,
+) -> ChartData:
+    """What the browser draws for ``panel`` (or for ``traces``, some of its series). ``fixed``: the x axis
+    spans exactly the panel's range; otherwise (a window that slides with the clock) it fits the data.
+    ``after``: only the live points after that time, for a chart that has the rest."""
+    shown = panel.traces if traces is None else traces
     columns = []
-    for trace in panel.traces:
-        t, low, mid, high = _columns(trace, max_points)
+    for trace in shown:
+        t, low, mid, high = _columns(trace, max_points, after)
         order = np.argsort(t, kind="stable")
         columns.append((t[order], low[order], mid[order], high[order]))
     axis, rows = _shared_axis([column[0] for column in columns])
     series: list[ChartSeries] = []
-    for index, (trace, (_, low, mid, high), at) in enumerate(zip(panel.traces, columns, rows, strict=True)):
+    for trace, (_, low, mid, high), at in zip(shown, columns, rows, strict=True):
         placed = []
         for values in (np.where(low == mid, np.nan, low), mid, np.where(high == mid, np.nan, high)):
             column = np.full(len(axis), np.nan)
@@ -114,7 +158,7 @@ def chart_data(panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, fixed: boo
         series.append(
             ChartSeries(
                 name=trace.series,
-                color=PALETTE[index % len(PALETTE)],
+                color=PALETTE[panel.series_index(trace.series) % len(PALETTE)],
                 low=placed[0],
                 mid=placed[1],
                 high=placed[2],
@@ -122,6 +166,71 @@ def chart_data(panel: Panel, *, max_points: int = DEFAULT_MAX_POINTS, fixed: boo
         )
     span = [panel.span.start * 1000.0, panel.span.end * 1000.0] if fixed else None
     return ChartData(x=(axis * 1000.0).tolist(), series=series, range=span, height=CHART_HEIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    version: int
+    drawing: Hashable
+    """What a full drawing depends on besides new live points."""
+    until: float
+    """The newest live point's time the chart has (s); -inf when none."""
+    markers: tuple[tuple[float, str], ...]
+    rows: int
+    """Rows sent since the last full drawing, that one's included (trimming not counted: an upper bound)."""
+
+
+@dataclass
+class ChartFeed:
+    """What each chart of one session was sent, so the next message can be an append.
+
+    Kept in the session's state; used by its script runs only, which never overlap."""
+
+    max_points: int = DEFAULT_MAX_POINTS
+    _sent: dict[str, _Sent] = field(default_factory=dict)
+
+    def message(
+        self,
+        key: str,
+        panel: Panel,
+        traces: Sequence[Trace],
+        *,
+        fixed: bool,
+        height: int = CHART_HEIGHT,
+        markers: Sequence[ChartMarker] = (),
+    ) -> ChartData:
+        """The next message for chart ``key`` showing ``traces`` of ``panel``: an append of the live
+        points it lacks when it has everything else, otherwise a full drawing."""
+        drawing = (panel.span if fixed else None, tuple(trace.series for trace in traces), panel.stored_key)
+        until = max((float(trace.ts[-1]) for trace in traces if len(trace.ts)), default=-np.inf)
+        sent = self._sent.get(key)
+        if sent is None or sent.drawing != drawing:
+            data = chart_data(panel, max_points=self.max_points, fixed=fixed, traces=traces)
+            has_until = until
+        else:
+            # The new points get what room the chart has left, or at least the share of its pixels their
+            # stretch of time takes: what a full drawing would keep of them.
+            covered = max(until - max(sent.until, panel.span.start), 0.0) / panel.span.seconds
+            budget = max(int(self.max_points * covered), self.max_points - sent.rows, MIN_MAX_POINTS)
+            data = chart_data(panel, max_points=budget, fixed=fixed, traces=traces, after=sent.until)
+            data["base"] = sent.version
+            has_until = max(until, sent.until)
+        marked = tuple((marker["x"], marker["text"]) for marker in markers)
+        if sent is not None and "base" in data and not data["x"] and marked == sent.markers:
+            version = sent.version  # nothing new: the chart has this version already
+        else:
+            version = 1 if sent is None else sent.version + 1
+        rows = len(data["x"]) + (sent.rows if sent is not None and "base" in data else 0)
+        self._sent[key] = _Sent(version, drawing, has_until, marked, rows)
+        data["version"] = version
+        data["height"] = height
+        data["keep_from"] = None if fixed else panel.span.start * 1000.0
+        data["markers"] = list(markers)
+        return data
+
+    def forget(self, key: str) -> None:
+        """The browser lost track of chart ``key``: its next message is a full drawing."""
+        self._sent.pop(key, None)
 
 
 @cache
@@ -136,11 +245,19 @@ def _component() -> Callable[..., Any]:
 
 
 def show_chart(
-    data: ChartData, *, key: str, on_zoom: Callable[[], None], on_unzoom: Callable[[], None]
+    data: ChartData,
+    *,
+    key: str,
+    on_zoom: Callable[[], None],
+    on_unzoom: Callable[[], None],
+    on_resync: Callable[[], None] = lambda: None,
 ) -> None:
     """Mount (or update) the chart ``key``; a drag calls ``on_zoom`` (the range is then
-    ``zoom_of(key)``), a double click ``on_unzoom``."""
-    _component()(data=data, key=key, on_zoom_change=on_zoom, on_unzoom_change=on_unzoom)
+    ``zoom_of(key)``), a double click ``on_unzoom``; a chart that got an append it cannot apply calls
+    ``on_resync`` (``ChartFeed.forget``)."""
+    _component()(
+        data=data, key=key, on_zoom_change=on_zoom, on_unzoom_change=on_unzoom, on_resync_change=on_resync
+    )
 
 
 def zoom_of(key: str) -> tuple[float, float] | None:

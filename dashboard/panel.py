@@ -49,10 +49,19 @@ class Panel:
     problem: str | None
     """Why the stored history is missing (the gateway's words), None when it was read."""
     taken_at: float
+    stored_key: tuple[float, float] | None = None
+    """Names the stored range read (when it was read, where live takes over): a new one redraws."""
 
     @property
     def points(self) -> int:
         return sum(trace.points for trace in self.traces)
+
+    def series_index(self, series: str) -> int:
+        """The series' place among the channel's: its colour, whichever of them a chart shows."""
+        try:
+            return self.known_series.index(series)
+        except ValueError:
+            return len(self.known_series)
 
     @property
     def empty(self) -> bool:
@@ -95,7 +104,8 @@ def take_panel(
     resolution = describe_resolution(
         stored, any(len(trace.history) for trace in traces), any(len(trace.ts) for trace in traces)
     )
-    return Panel(channel, info, tuple(traces), tuple(known), span, resolution, problem, now)
+    stored_key = (stored.fetched_at, stored.cut) if isinstance(stored, StoredRange) else None
+    return Panel(channel, info, tuple(traces), tuple(known), span, resolution, problem, now, stored_key)
 
 
 def _live(

@@ -7,7 +7,8 @@ link shows the same chart at once:
   ``custom``;
 - ``from``, ``to``: the custom range, ISO 8601 (UTC unless an offset is given) or Unix seconds;
 - ``zoom_from``, ``zoom_to``: a range zoomed into (a box selection on a chart), shown instead of the
-  window until "Back".
+  window until "Back";
+- ``paused``: the moment a sliding window was paused at: the link shows the window ending then.
 
 Pure values and functions, no Streamlit: safe from any thread.
 """
@@ -70,7 +71,9 @@ class View:
     """The range of the ``custom`` window."""
     zoom: TimeRange | None = None
     """A range zoomed into, shown instead of the window."""
-    problems: tuple[str, ...] = field(default=(), compare=False)
+    paused_at: float | None = None
+    """A sliding window stopped at this moment (Pause): it shows the window ending then."""
+    problems: tuple[str, ...] = field(default=(), compare=False, kw_only=True)
     """What was wrong with the URL this view was read from (the faulty parts were left out)."""
 
     def __post_init__(self) -> None:
@@ -82,7 +85,7 @@ class View:
     @property
     def sliding(self) -> bool:
         """The range ends now and moves on: live points are appended as they arrive."""
-        return self.zoom is None and self.window != CUSTOM
+        return self.zoom is None and self.window != CUSTOM and self.paused_at is None
 
     def span(self, now: float) -> TimeRange:
         """The range shown at ``now``."""
@@ -92,12 +95,15 @@ class View:
             return self.custom
         seconds = WINDOWS[self.window].seconds
         assert seconds is not None  # only the custom window has none
-        return TimeRange(now - seconds, now)
+        end = now if self.paused_at is None else self.paused_at
+        return TimeRange(end - seconds, end)
 
     @property
     def key(self) -> str:
         """Names the range for caches and chart keys: the same view always gives the same key."""
         fixed = self.zoom or (self.custom if self.window == CUSTOM else None)
+        if fixed is None and self.paused_at is not None:
+            return f"{self.window}@{self.paused_at:.3f}"
         if fixed is None:
             return self.window
         kind = "zoom" if self.zoom is not None else CUSTOM
@@ -113,6 +119,10 @@ class View:
     def zoomed(self, zoom: TimeRange | None) -> "View":
         return replace(self, zoom=zoom, problems=())
 
+    def paused(self, at: float | None) -> "View":
+        """Stopped at ``at`` (None: running again)."""
+        return replace(self, paused_at=at, problems=())
+
     def params(self) -> dict[str, str]:
         """The URL's query parameters for this view."""
         params = {"window": self.window}
@@ -120,6 +130,8 @@ class View:
             params.update({"from": format_time(self.custom.start), "to": format_time(self.custom.end)})
         if self.zoom is not None:
             params.update({"zoom_from": format_time(self.zoom.start), "zoom_to": format_time(self.zoom.end)})
+        if self.paused_at is not None:
+            params["paused"] = format_time(self.paused_at)
         return params
 
     @classmethod
@@ -137,7 +149,13 @@ class View:
             if custom is None:
                 window = DEFAULT_WINDOW
         zoom = _range(params, "zoom_from", "zoom_to", problems) if "zoom_from" in params else None
-        return cls(window, custom, zoom, tuple(problems))
+        paused_at = None
+        if "paused" in params:
+            try:
+                paused_at = parse_time(params["paused"])
+            except ValueError as exc:
+                problems.append(f"`paused`: {exc}")
+        return cls(window, custom, zoom, paused_at, problems=tuple(problems))
 
 
 def _range(params: Mapping[str, str], first: str, last: str, problems: list[str]) -> TimeRange | None:
