@@ -50,6 +50,12 @@ def test_the_example_file_parses_cleanly_with_every_panel_type() -> None:
     assert loaded.board.channels == ["data:sensors", "data:cpu", "data:network"]
 
 
+def test_the_readme_example_is_the_example_file() -> None:
+    """The README's complete example is the committed file, word for word."""
+    readme = (ROOT / "README.md").read_text()
+    assert EXAMPLE.read_text() in readme
+
+
 def test_a_valid_file_gives_typed_frozen_specs() -> None:
     board = board_of("""
         title: Plant
