@@ -5,6 +5,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dashboard.board import (
     Board,
@@ -382,3 +384,27 @@ def test_the_dashboard_file_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert DashboardSettings(_env_file=None).dashboard_file == ""
     monkeypatch.setenv("PULSE_DASHBOARD_FILE", " deploy/board.yaml ")
     assert DashboardSettings(_env_file=None).dashboard_file == "deploy/board.yaml"
+
+
+def test_nesting_too_deep_is_a_problem_not_a_crash() -> None:
+    assert [str(problem) for problem in parse_board("[" * 20_000).problems] == [
+        "line 1: the file nests lists or mappings too deeply"
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gives_a_board_or_problems_never_an_exception(text: str) -> None:
+    loaded = parse_board(text)
+    assert loaded.board is not None or loaded.problems
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_example_with_any_line_changed_still_parses_without_raising(data: st.DataObject) -> None:
+    """A typo anywhere: the other panels stay, and every problem has a line inside the file."""
+    lines = EXAMPLE.read_text().splitlines()
+    index = data.draw(st.integers(0, len(lines) - 1))
+    lines[index] = data.draw(st.sampled_from(["", "  x", "- ", "]", lines[index][::-1], lines[index] + " {"]))
+    loaded = parse_board("\n".join(lines))
+    assert all(problem.line is not None and 1 <= problem.line <= len(lines) for problem in loaded.problems)
