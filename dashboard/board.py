@@ -360,19 +360,21 @@ class _Reading:
             self._problem(path, "a panel must be a mapping with 'type', 'channel' and more")
             return None
         kind = panel.get("type", "timeseries")
-        if kind not in _SPEC_OF_TYPE:
-            self._problem(
-                (*path, "type"), f"panel type {_shown(kind)} is not one of {', '.join(PANEL_TYPES)}"
-            )
+        if not isinstance(kind, str) or kind not in _SPEC_OF_TYPE:
+            types = ", ".join(PANEL_TYPES)
+            if isinstance(kind, str):
+                self._problem((*path, "type"), f"panel type {kind!r} is not one of {types}")
+            else:
+                self._problem((*path, "type"), f"panel 'type' must be one of {types}, got {_shown(kind)}")
             return None
-        model = _SPEC_OF_TYPE[str(kind)]
+        model = _SPEC_OF_TYPE[kind]
         try:
             spec = model.model_validate(panel)
         except ValidationError as exc:
             for error in exc.errors():
                 at = tuple(error.get("ctx", {}).get(_AT, ()))
                 where = (*path, *error["loc"], *at)
-                self._problem(where, _in_words(error, model, str(kind)))
+                self._problem(where, _in_words(error, model, kind))
             return None
         if any(unsure[: len(path)] == path for unsure in self.unsure):
             return None
@@ -415,22 +417,28 @@ class _Reading:
 
 
 def _shown(value: object) -> str:
-    """A value from the file, quoted the way the messages quote: ``'pie'``."""
-    return (
-        repr(value)
-        if isinstance(value, str)
-        else str(value).lower()
-        if isinstance(value, bool)
-        else str(value)
-    )
+    """A value from the file as the messages quote it: ``'pie'``, ``7``, ``true``, ``null``, ``a list``."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "a mapping"
+    return str(value)
 
 
 def _in_words(error: ErrorDetails, model: type[BasePanelSpec], kind: str) -> str:
     """A pydantic error on a panel in plain words (its line is given apart)."""
     loc = [part for part in error["loc"] if isinstance(part, str)]
     field = loc[-1] if loc else "panel"
-    # How the message names what is wrong: the key as written, or the series a 'units' entry is for.
-    name = f"the unit of '{field}'" if loc[-2:-1] == ["units"] else f"'{field}'"
+    # How the message names what is wrong: the key as written, an item of a list, or the series a 'units'
+    # entry is for.
+    if loc[-2:-1] == ["units"]:
+        name = f"the unit of '{field}'"
+    elif error["loc"] and isinstance(error["loc"][-1], int):
+        name = f"each item of '{field}'"
+    else:
+        name = f"'{field}'"
     got = error.get("input")
     ctx: dict[str, Any] = dict(error.get("ctx", {}))
     match error["type"]:
@@ -446,7 +454,10 @@ def _in_words(error: ErrorDetails, model: type[BasePanelSpec], kind: str) -> str
         case "string_type" if field == "color" and got is None:
             return "'color' is empty: write a hex colour in quotes (after a space, # starts a comment)"
         case "string_type":
-            return f"{name} must be text, got {_shown(got)} (put it in quotes)"
+            hint = " (put it in quotes)" if isinstance(got, int | float | bool) else ""
+            return f"{name} must be text, got {_shown(got)}{hint}"
+        case "model_type" | "model_attributes_type":
+            return f"{name} must be a mapping like {{value: 90, color: red}}, got {_shown(got)}"
         case "float_type" | "int_type" | "float_parsing" | "int_parsing" | "finite_number" | "int_from_float":
             whole = "a whole number" if error["type"].startswith("int") else "a number"
             finite = " (finite)" if error["type"] == "finite_number" else ""

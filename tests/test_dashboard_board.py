@@ -244,6 +244,11 @@ def test_several_problems_at_once_each_with_its_line_and_the_valid_panels_kept()
         ("{channel: data:x, decimals: 11}", "line 3: 'decimals' must be at most 10, got 11"),
         ("{channel: data:x, width: 0}", "line 3: 'width' must be above 0, got 0"),
         ("{channel: data:x, series: user}", "line 3: 'series' must be a list, e.g. series: [a, b]"),
+        (
+            "{channel: data:x, series: [7]}",
+            "line 3: each item of 'series' must be text, got 7 (put it in quotes)",
+        ),
+        ("{channel: data:x, thresholds: [90]}", "line 3: each item of 'thresholds' must be a mapping like"),
         ("{channel: data:x, series: ['a b']}", "line 3: series name 'a b' can only have letters"),
         (
             "{channel: data:x, units: {a: 5}}",
@@ -252,7 +257,10 @@ def test_several_problems_at_once_each_with_its_line_and_the_valid_panels_kept()
         ("{channel: data:x, units: [hPa]}", "line 3: 'units' must be a mapping"),
         ("{channel: 'data:bad name'}", "line 3: channel name must match"),
         ("{channel: cpu}", "line 3: channel 'cpu' has no namespace; use data:, chat: or notify:"),
-        ("{type: 7, channel: data:x}", "line 3: panel type 7 is not one of"),
+        (
+            "{type: [stat], channel: data:x}",
+            "line 3: panel 'type' must be one of timeseries, stat, gauge, bar, table, got a list",
+        ),
         ("{type: gauge, channel: data:x, axis: per-unit}", "line 3: unknown key 'axis' for a gauge panel"),
         ("{channel: data:x, title: ''}", "line 3: 'title' must be 1 to 200 characters"),
         ("[data:x]", "line 3: a panel must be a mapping"),
