@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -416,3 +417,45 @@ def test_the_example_with_any_line_changed_still_parses_without_raising(data: st
     lines[index] = data.draw(st.sampled_from(["", "  x", "- ", "]", lines[index][::-1], lines[index] + " {"]))
     loaded = parse_board("\n".join(lines))
     assert all(problem.line is not None and 1 <= problem.line <= len(lines) for problem in loaded.problems)
+
+
+PANEL_KEYS = [
+    "type",
+    "channel",
+    "series",
+    "title",
+    "unit",
+    "units",
+    "decimals",
+    "thresholds",
+    "width",
+    "axis",
+]
+PANEL_KEYS += ["min", "max", "value", "color"]
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["stat", "gauge", "data:x", "chat:x", "red", "#f00", "per-unit", "a", ""]),
+    st.text(max_size=8),
+)
+ANY_VALUE = st.recursive(
+    LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(PANEL_KEYS) | st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(PANEL_KEYS), ANY_VALUE, max_size=6), max_size=4))
+def test_any_panels_give_valid_panels_or_problems_never_an_exception(panels: list[dict[str, object]]) -> None:
+    """Panels of any shape: each is kept, or the file has problems; nothing raises."""
+    loaded = parse_board(yaml.safe_dump({"rows": [{"panels": panels}]}))
+    assert loaded.board is not None
+    if not loaded.problems:
+        assert len(loaded.board.panels) == len(panels)
+    assert len(loaded.board.panels) <= len(panels)
