@@ -235,7 +235,7 @@ class Board(_Spec):
     rows: tuple[RowSpec, ...] = ()
 
     @property
-    def panels(self) -> list[TimeseriesSpec | StatSpec | GaugeSpec | BarSpec | TableSpec]:
+    def panels(self) -> list[PanelSpec]:
         return [panel for row in self.rows for panel in row.panels]
 
     @property
