@@ -54,6 +54,9 @@ class DashboardSettings(BaseSettings):
     """Seconds between looks at ``/api/channels`` for new ``data:`` and ``notify:`` channels."""
     dashboard_send_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Seconds a chat send waits for the gateway's ack before it is reported as failed."""
+    dashboard_file: str = ""
+    """Path of the dashboard file (YAML, ``dashboard.board``): the Live page's rows of panels. Empty: no
+    file, one chart per channel. Read on every redraw, so an edit shows without a restart."""
 
     @field_validator("gateway_url")
     @classmethod
@@ -62,6 +65,11 @@ class DashboardSettings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"expected http(s)://host[:port], got {url!r}")
         return url.rstrip("/")
+
+    @field_validator("dashboard_file")
+    @classmethod
+    def _strip_path(cls, path: str) -> str:
+        return path.strip()
 
     @property
     def ws_url(self) -> str:
