@@ -8,6 +8,9 @@
 // height, version?, base?, keep_from?, markers?}; mid is null where a series has no point at that x,
 // low and high where there is no band.
 //
+// "style" (the dashboard file's): a unit written after legend values, decimals, and threshold bands
+// painted behind the lines. The unit is escaped here: the legend is HTML.
+//
 // A message with "base" is an append: its rows go after the rows of version "base", which this chart
 // must hold; otherwise it asks Python for a full drawing (trigger "resync") and shows what it has. A
 // message with the version the chart holds already brings nothing new.
@@ -67,8 +70,46 @@ function legend(data) {
 // The x column's label: dygraphs wants labels unique, and a series may be called "time".
 const TIME_LABEL = "\u2060time";
 
+function escaped(text) {
+  const element = document.createElement("span");
+  element.textContent = text;
+  return element.innerHTML;
+}
+
+function valueFormatter(style) {
+  const unit = style && style.unit ? `\u00a0${escaped(style.unit)}` : "";
+  const decimals = style && Number.isInteger(style.decimals) ? style.decimals : null;
+  return (value) => {
+    const number = Number(value);
+    const text = decimals === null ? Number(number.toPrecision(4)).toLocaleString() : number.toFixed(decimals);
+    return text + unit;
+  };
+}
+
+// Threshold bands: a translucent rectangle per band across the plot, behind the lines.
+function underlay(style) {
+  const bands = (style && style.bands) || [];
+  return (canvas, area, graph) => {
+    for (const band of bands) {
+      const [bottom, top] = graph.yAxisRange();
+      const low = band.low === null ? bottom : Math.max(band.low, bottom);
+      const high = band.high === null ? top : Math.min(band.high, top);
+      if (high <= low) continue;
+      const y1 = graph.toDomYCoord(high);
+      const y2 = graph.toDomYCoord(low);
+      canvas.save();
+      canvas.globalAlpha = 0.12;
+      canvas.fillStyle = band.color;
+      canvas.fillRect(area.x, y1, area.w, y2 - y1);
+      canvas.restore();
+    }
+  };
+}
+
 function options(data, trigger) {
   return {
+    underlayCallback: underlay(data.style),
+    axes: { y: { valueFormatter: valueFormatter(data.style) } },
     labels: [TIME_LABEL, ...data.series.map((series) => series.name)],
     legendFormatter: legend,
     colors: data.series.map((series) => series.color),

@@ -68,6 +68,24 @@ class ChartMarker(TypedDict):
     """Shown on hover, as text (dygraphs sets it as the marker's ``title``)."""
 
 
+class ChartBand(TypedDict):
+    low: float | None
+    """From this value up (None: from the bottom) ..."""
+    high: float | None
+    """... to this one (None: to the top), the background takes ``color``."""
+    color: str
+    """``#rrggbb`` (the dashboard file's colours are validated)."""
+
+
+class ChartStyle(TypedDict, total=False):
+    """How values read on a chart: the dashboard file's unit, decimals and threshold bands."""
+
+    unit: str
+    """Written after each value in the legend (as text)."""
+    decimals: int
+    bands: list[ChartBand]
+
+
 class ChartData(TypedDict):
     x: list[float]
     """Milliseconds since the epoch, increasing."""
@@ -82,6 +100,7 @@ class ChartData(TypedDict):
     keep_from: NotRequired[float | None]
     """Rows before this time (ms) are dropped: the start of a sliding window."""
     markers: NotRequired[list[ChartMarker]]
+    style: NotRequired[ChartStyle]
 
 
 def _columns(
@@ -198,6 +217,7 @@ class ChartFeed:
         fixed: bool,
         height: int = CHART_HEIGHT,
         markers: Sequence[ChartMarker] = (),
+        style: ChartStyle | None = None,
     ) -> ChartData:
         """The next message for chart ``key`` showing ``traces`` of ``panel``: an append of the live
         points it lacks when it has everything else, otherwise a full drawing."""
@@ -226,6 +246,7 @@ class ChartFeed:
         data["height"] = height
         data["keep_from"] = None if fixed else panel.span.start * 1000.0
         data["markers"] = list(markers)
+        data["style"] = style or ChartStyle()
         return data
 
     def forget(self, key: str) -> None:

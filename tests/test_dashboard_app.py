@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -82,6 +82,15 @@ def dashboard_env(gateway: GatewayProcess, dashboard_on: DashboardOn) -> Gateway
 def start_app(**params: str) -> AppTest:
     """The app as a new tab opening the Live page, with ``params`` in its URL."""
     at = AppTest.from_file(APP, default_timeout=15)
+    run = at._run
+
+    def run_and_hold(*args: Any, **kwargs: Any) -> AppTest:
+        # Every run's chart messages, as a browser gets them: appends only make sense in order.
+        result = run(*args, **kwargs)
+        charts(at)
+        return result
+
+    at._run = run_and_hold  # type: ignore[method-assign]
     for key, value in params.items():
         at.query_params[key] = value
     at.run()
@@ -95,10 +104,57 @@ def session_buffer_of(at: AppTest) -> SessionBuffer:
     return buffer
 
 
+_HELD: dict[tuple[int, str], ChartData] = {}
+"""What each chart of each AppTest holds, as chart.js keeps it: full drawings and the appends after them."""
+
+
+def _held(at: AppTest, chart: str, sent: ChartData) -> ChartData:
+    """Apply ``sent`` to what chart ``chart`` holds, as the browser does (chart.js)."""
+    key = (id(at), chart)
+    held = _HELD.get(key)
+    if held is not None and held.get("version") == sent.get("version"):
+        return held  # read again without a new run
+    if "base" in sent:
+        assert held is not None and held.get("version") == sent["base"], (
+            "an append the test did not see the base of: read the charts after every run"
+        )
+        rows = len(held["x"])
+        merged = ChartData(
+            x=held["x"] + sent["x"],
+            series=[
+                {**old, **{part: old[part] + new[part] for part in ("low", "mid", "high")}}  # type: ignore[typeddict-item]
+                for old, new in zip(held["series"], sent["series"], strict=True)
+            ],
+            range=sent["range"],
+            height=sent["height"],
+        )
+        keep_from = sent.get("keep_from")
+        first = 0 if keep_from is None else sum(1 for x in merged["x"] if x < keep_from)
+        assert first <= rows + len(sent["x"])
+        held = ChartData(
+            x=merged["x"][first:],
+            series=[
+                {**one, **{part: one[part][first:] for part in ("low", "mid", "high")}}  # type: ignore[typeddict-item]
+                for one in merged["series"]
+            ],
+            range=merged["range"],
+            height=merged["height"],
+        )
+        held.update({k: v for k, v in sent.items() if k in ("version", "markers", "keep_from")})  # type: ignore[typeddict-item]
+    else:
+        held = sent
+    _HELD[key] = held
+    return held
+
+
 def charts(at: AppTest) -> list[ChartData]:
-    """What the app sends the browser for each chart on the page, in order."""
+    """What each chart on the page holds after the messages the app sent it, in order."""
     found = [element.proto for element in at.get("bidi_component")]
-    return [json.loads(proto.json) for proto in found if proto.component_name == CHART_COMPONENT]
+    return [
+        _held(at, proto.id, json.loads(proto.json))
+        for proto in found
+        if proto.component_name == CHART_COMPONENT
+    ]
 
 
 def _column(values: list[float | None]) -> np.ndarray:
@@ -127,9 +183,21 @@ def chart_traces(at: AppTest, index: int = 0) -> dict[str, tuple[np.ndarray, np.
     return {name: (x, mid) for name, (x, _, mid, _) in chart_series(at, index).items()}
 
 
+def stats_of(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The statistics tables of the Live page: per series, its row."""
+    rows: dict[str, dict[str, Any]] = {}
+    for table in at.dataframe:
+        frame = table.value
+        if "series" in frame.columns and "max" in frame.columns:
+            rows.update({row["series"]: row for row in frame.to_dict("records")})
+    return rows
+
+
 def chart_points(at: AppTest) -> dict[str, int]:
-    """Points per trace name in the first chart."""
-    return {name: len(x) for name, (x, _) in chart_traces(at).items()}
+    """Points per trace name in every chart on the page (a panel may split its series over several)."""
+    return {
+        name: len(x) for index in range(len(charts(at))) for name, (x, _) in chart_traces(at, index).items()
+    }
 
 
 def test_live_page_charts_points_with_metrics(dashboard_env: GatewayProcess) -> None:
@@ -145,9 +213,8 @@ def test_live_page_charts_points_with_metrics(dashboard_env: GatewayProcess) -> 
     eventually(lambda: buffer.channel("data:cpu").retained("user") == 51, what="live point")
     at.run()
     assert chart_points(at) == {"user": 51, "sys": 51}
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["user · now"] == "99"
-    assert metrics["user · max"] == "99" and metrics["user · min"] == "10"
+    stats = stats_of(at)["user"]
+    assert (stats["now"], stats["max"], stats["min"]) == (99, 99, 10)
     assert any("latency" in t.value for t in at.text)
     assert at.sidebar.success[0].value == "Connected"
     assert at.get("download_button"), "the CSV export button is on the page"
@@ -297,7 +364,7 @@ def assert_plain_markdown(source: str, raw: str) -> None:
 
 
 def test_publisher_text_reaches_markdown_escaped(dashboard_env: GatewayProcess) -> None:
-    """Names and notification text go into toasts, subheaders and metric labels as plain-text Markdown."""
+    """Names and notification text go into toasts and subheaders as plain-text Markdown."""
     series = ["x_y_z", "__strong__", "www.evil.example"]
     publish(dashboard_env, "data:a_b_c", [{"values": dict.fromkeys(series, 1.0)}])
     at = start_app()
@@ -311,10 +378,7 @@ def test_publisher_text_reaches_markdown_escaped(dashboard_env: GatewayProcess) 
     toast = at.toast[0].value
     assert_plain_markdown(toast[: toast.rindex(" (")], f"{title}: {' '.join(body.split())}")
     assert_plain_markdown(at.subheader[0].value, "data:a_b_c")
-    labels = [metric.label for metric in at.metric if metric.label.endswith(" · now")]
-    assert len(labels) == len(series)
-    for label, name in zip(labels, series, strict=True):
-        assert_plain_markdown(label.removesuffix(" · now"), name)
+    assert list(stats_of(at)) == series, "a table shows names as text"
     assert set(chart_points(at)) == set(series), "legend names are the series names"
     assert at.multiselect(key="live_channels").options == ["data:a_b_c"], "options are plain text"
     at.switch_page("pages/notifications.py").run()
@@ -366,8 +430,7 @@ def test_a_new_tab_on_24h_shows_the_stored_day_at_once(
     assert len(x) <= 1500 and x[-1] - x[0] > DAY - 2 * bucket
     assert high.max() == SPIKE, "the one-sample spike stays in the band"
     assert (low < high).all(), "buckets draw as a band"
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["v · max"] == "1,000"
+    assert stats_of(at)["v"]["max"] == 1000
 
 
 def test_a_zoom_reads_raw_samples_and_back_returns_to_the_window(
@@ -383,7 +446,8 @@ def test_a_zoom_reads_raw_samples_and_back_returns_to_the_window(
     traces = chart_traces(at)
     assert set(traces) == {"v"}
     x, y = traces["v"]
-    assert len(x) == 60 * RATE and first <= x[0] and x[-1] < first + 60
+    # The chart's times are milliseconds (floats): a microsecond either way is its rounding, not a sample.
+    assert len(x) == 60 * RATE and first - 1e-6 <= x[0] and x[-1] < first + 60 + 1e-6
     assert SPIKE in y.tolist()
     at.button(key="live_unzoom").click().run()
     assert "zoom_from" not in at.query_params and at.query_params["window"] == "24h"
@@ -482,3 +546,87 @@ def test_with_history_off_the_chart_shows_the_session_points_and_says_why(
 def stored_samples(gateway: GatewayProcess) -> int:
     history = httpx.get(f"{gateway.http_url}/readyz", timeout=5).json()["history"]
     return int(history["stored"]) if history["pending"] == 0 else -1
+
+
+EXAMPLE_BOARD = ROOT / "dashboard" / "examples" / "pulseboard.yaml"
+
+
+def publish_plant(gateway: GatewayProcess, count: int = 20) -> None:
+    """Points on the example file's channels, as the simulator names them."""
+    now = time.time()
+    channels = {
+        "data:sensors": {"temperature_c": 25.0, "humidity_pct": 45.0, "pressure_hpa": 1013.0},
+        "data:cpu": {"user": 30.0, "system": 96.0, "iowait": 2.0},
+        "data:network": {"rx_mbps": 120.0, "tx_mbps": 40.0, "latency_ms": 3.0},
+    }
+    for channel, values in channels.items():
+        points = [{"ts": now - count + i, "values": values} for i in range(count)]
+        publish(gateway, channel, points)
+
+
+def html_of(at: AppTest) -> str:
+    return "\n".join(element.proto.body for element in at.get("html"))
+
+
+def test_the_example_dashboard_file_draws_every_panel_type(
+    gateway: GatewayProcess, dashboard_on: DashboardOn
+) -> None:
+    publish_plant(gateway)
+    dashboard_on(gateway, {"PULSE_DASHBOARD_FILE": str(EXAMPLE_BOARD)})
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:network").retained("rx_mbps") == 20, what="the plant's points")
+    at.run()
+    assert not at.exception and not at.error, at.error
+    assert at.title[0].value == "Plant floor"
+    assert [header.value for header in at.subheader] == ["Sensors", "Machines"]
+    sent = charts(at)
+    # Climate: one axis per unit (°C, %, hPa); CPU by kind: small multiples, one chart per series.
+    series = [[one["name"] for one in chart["series"]] for chart in sent]
+    assert series == [["temperature_c"], ["humidity_pct"], ["pressure_hpa"], ["user"], ["system"], ["iowait"]]
+    assert [chart["style"].get("unit") for chart in sent] == ["°C", "%", "hPa", "%", "%", "%"]
+    assert sent[0]["style"]["decimals"] == 1
+    shown = html_of(at)
+    assert "Temperature" in shown and "25.0 °C" in shown, "the stat panel, with its unit and decimals"
+    assert "Humidity" in shown and "45%" in shown, "the gauge"
+    assert "CPU now" in shown and "96.0%" in shown, "the bar panel"
+    assert "#ff7f0e" in shown, "25 °C is past the stat's orange threshold"
+    assert "#d62728" in shown, "system at 96 % is past the bar's red threshold"
+    network = stats_of(at)
+    assert set(network) == {"rx_mbps", "tx_mbps", "latency_ms"}, "the table panel"
+
+
+def test_a_malformed_dashboard_file_names_the_line_and_the_rest_still_works(
+    gateway: GatewayProcess, dashboard_on: DashboardOn, tmp_path: Path
+) -> None:
+    publish_plant(gateway)
+    board = tmp_path / "board.yaml"
+    board.write_text(
+        "title: Half right\n"
+        "rows:\n"
+        "  - panels:\n"
+        "      - type: stat\n"
+        "        channel: data:sensors\n"
+        "        series: [temperature_c]\n"
+        "      - type: pie\n"
+        "        channel: data:cpu\n"
+        "      - type: gauge\n"
+        "        channel: chat:room\n"
+    )
+    dashboard_on(gateway, {"PULSE_DASHBOARD_FILE": str(board)})
+    at = start_app()
+    buffer = session_buffer_of(at)
+    eventually(lambda: buffer.channel("data:sensors").retained("temperature_c") == 20, what="points")
+    at.run()
+    assert not at.exception
+    errors = [error.value for error in at.error]
+    assert len(errors) == 2, errors
+    assert "line 7" in errors[0] and "pie" in errors[0]
+    assert "line 10" in errors[1] and "is not a data" in errors[1]
+    assert at.title[0].value == "Half right" and "25" in html_of(at), "the good panel is drawn"
+    assert at.get("segmented_control") and at.get("download_button"), "the controls still work"
+
+    board.write_text("rows: [\n")
+    at.run()
+    assert "line" in at.error[0].value and at.title[0].value == "Live", "unparseable: the generated layout"
+    assert charts(at), "with charts of the channels that have data"

@@ -43,6 +43,19 @@ POINTS_JS = """() => {
 }"""
 
 
+MARK_CHARTS_JS = """() => {
+    for (const chart of document.querySelectorAll('.pulse-chart')) {
+        chart.graph.pulseMark = chart.dataset.updates;
+        chart.querySelector('canvas').pulseMark = chart.dataset.updates;
+    }
+}"""
+UPDATED_JS = """(more) => [...document.querySelectorAll('.pulse-chart')]
+    .every((chart) => chart.graph && Number(chart.dataset.updates) >= Number(chart.graph.pulseMark) + more)"""
+SAME_CHARTS_JS = """() => [...document.querySelectorAll('.pulse-chart')]
+    .every((chart) => chart.graph.pulseMark !== undefined
+        && chart.querySelector('canvas').pulseMark !== undefined)"""
+
+
 def chart_points(page: Page) -> int:
     count: int = page.evaluate(POINTS_JS)
     return count
@@ -59,6 +72,21 @@ def test_live_chart_grows_and_chat_round_trips(
     page.wait_for_function(f"({POINTS_JS})() > {first}", timeout=30_000)
     assert chart_points(page) > first
     assert page.get_by_text("Connected").first.is_visible()
+    # Updated in place: the same dygraphs object and canvas take several updates (appends), never a
+    # remount; and pressure (~1013 hPa) never shares an axis with temperature (~21 °C).
+    page.evaluate(MARK_CHARTS_JS)
+    page.wait_for_function(UPDATED_JS, arg=3, timeout=30_000)
+    assert page.evaluate(SAME_CHARTS_JS), "a chart was remounted"
+    labels: list[list[str]] = page.evaluate(
+        "() => [...document.querySelectorAll('.pulse-chart')].map((chart) => chart.graph.getLabels())"
+    )
+    assert any("pressure_hpa" in one for one in labels) and any("temperature_c" in one for one in labels)
+    assert not any("pressure_hpa" in one and "temperature_c" in one for one in labels), labels
+    # The export works on the first click while the charts redraw twice a second.
+    with page.expect_download(timeout=15_000) as download:
+        page.get_by_role("button", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text()
+    assert exported.startswith("channel,series,ts,") and "data:sensors,pressure_hpa," in exported
     # Paused, the figure stops changing: what the screenshot shows is what a user can zoom into.
     page.get_by_text("Pause", exact=True).click()
     page.wait_for_timeout(1500)
@@ -74,6 +102,42 @@ def test_live_chart_grows_and_chat_round_trips(
     assert page.evaluate("() => window.pwned === undefined"), "chat text must never run as HTML"
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     assert (tmp_path / "chat.png").stat().st_size > 0
+
+
+LABELS_JS = """() => [...document.querySelectorAll('.pulse-chart')]
+    .map((chart) => (chart.graph ? chart.graph.getLabels().slice(1) : []))"""
+RANGES_JS = "() => [...document.querySelectorAll('.pulse-chart')].map((chart) => chart.graph.xAxisRange())"
+
+
+def test_a_link_reproduces_the_view_and_a_paused_link_opens_the_same_moment(
+    browser: Browser, dashboard: AppProcess
+) -> None:
+    """A link naming a window, a channel and a series shows exactly that; pausing puts the moment in
+    the URL, and that URL opened in another tab shows the same frozen range."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{dashboard.url}/?window=1h&channel=data:sensors&series=data:sensors/temperature_c")
+        page.wait_for_function(f"({LABELS_JS})().length > 0 && ({LABELS_JS})().every((l) => l.length)")
+        assert page.evaluate(LABELS_JS) == [["temperature_c"]]
+        headings, _ = shown(page, '[data-testid="stHeading"] [data-heading-text]')
+        assert [heading for heading in headings if heading.startswith("data:")] == ["data:sensors"]
+        query = parse_qs(urlsplit(page.url).query)
+        assert query["window"] == ["1h"] and query["series"] == ["data:sensors/temperature_c"]
+
+        page.get_by_text("Pause", exact=True).click()
+        page.wait_for_function("() => window.location.search.includes('paused=')", timeout=15_000)
+        hour = f"() => ({RANGES_JS})().every(([first, last]) => Math.abs(last - first - 3600000) < 1)"
+        page.wait_for_function(hour, timeout=15_000)  # the frozen drawing reached the chart
+        other.goto(page.url)
+        other.wait_for_function(f"({LABELS_JS})().length > 0 && ({LABELS_JS})().every((l) => l.length)")
+        assert other.evaluate(LABELS_JS) == [["temperature_c"]]
+        assert other.get_by_role("switch", name="Pause").is_checked()
+        other.wait_for_function(hour, timeout=15_000)
+        assert other.evaluate(RANGES_JS) == page.evaluate(RANGES_JS)
+    finally:
+        page.close()
+        other.close()
 
 
 def test_squatted_channels_do_not_hide_the_configured_ones(
@@ -155,7 +219,8 @@ def appeared(page: Page, selector: str, text: str) -> None:
 def test_publisher_text_shows_as_plain_text_everywhere(
     browser: Browser, bare_dashboard: AppProcess, gateway: GatewayProcess
 ) -> None:
-    """Channel and series names and notification text show as typed: no links, emphasis, images or HTML."""
+    """Channel and series names and notification text show as typed: no links, emphasis, images or HTML,
+    in toasts, headings, the statistics table, legends, pickers and the chart's notification marker."""
     point = {"values": dict.fromkeys(MARKUP_SERIES, 1.0)}
     for channel, body in (("data:a_b_c", point), ("data:_em_", {"values": {"v": 2.0}})):
         httpx.post(f"{gateway.http_url}/api/publish/{channel}", json=[body], timeout=5).raise_for_status()
@@ -166,7 +231,7 @@ def test_publisher_text_shows_as_plain_text_everywhere(
         "() => [...document.querySelectorAll('.pulse-chart')].filter((chart) => chart.graph).length == 2",
         timeout=30_000,
     )
-    notification = {"level": "warning", "title": HOSTILE_TITLE, "body": HOSTILE_BODY}
+    notification = {"level": "warning", "title": HOSTILE_TITLE, "body": HOSTILE_BODY, "channel": "data:a_b_c"}
     httpx.post(
         f"{gateway.http_url}/api/publish/notify:alerts", json=[notification], timeout=5
     ).raise_for_status()
@@ -177,8 +242,16 @@ def test_publisher_text_shows_as_plain_text_everywhere(
     assert not markup, markup
     headings, markup = shown(page, '[data-testid="stHeading"] [data-heading-text]')
     assert {"data:a_b_c", "data:_em_"} <= set(headings) and not markup, (headings, markup)
-    labels, markup = shown(page, '[data-testid="stMetricLabel"]')
-    assert {f"{name} · now" for name in MARKUP_SERIES} <= set(labels) and not markup, (labels, markup)
+    appeared(page, '[data-testid="stDataFrame"] [role="gridcell"]', "www.evil.example")
+    cells, markup = shown(page, '[data-testid="stDataFrame"] [role="gridcell"]')
+    assert set(MARKUP_SERIES) <= set(cells) and not markup, (cells, markup)
+    # The marker on data:a_b_c's chart: its label and hover text are text, whatever the title holds.
+    page.wait_for_selector(".pulse-chart .pulse-marker-warning", state="attached", timeout=15_000)
+    marker = page.evaluate(
+        """() => { const m = document.querySelector('.pulse-marker-warning');
+                   return {title: m.title, children: m.children.length, text: m.textContent}; }"""
+    )
+    assert marker == {"title": f"warning: {HOSTILE_TITLE}\n{HOSTILE_BODY}", "children": 0, "text": "!"}
     legends, markup = shown(page, ".pulse-chart .pulse-legend-name")
     assert set(MARKUP_SERIES) <= set(legends) and not markup, (legends, markup)
     page.locator('[data-testid="stMultiSelect"]').first.click()
