@@ -2,10 +2,10 @@
 
 Run from the repository root::
 
-    python -m bench.dashboard_viewers                   # 1, 5, 10, 20, 40 viewers, beside 977a310's dashboard
-    python -m bench.dashboard_viewers --baseline REF    # next to another commit's dashboard
-    python -m bench.dashboard_viewers --quick           # 1 and 2 viewers, a few seconds each, no baseline:
-                                                        # checks the harness, not the speed
+    python -m bench.dashboard_viewers                 # 1, 2, 3, 5 ... 40 viewers, beside 977a310's dashboard
+    python -m bench.dashboard_viewers --baseline REF  # beside another commit's dashboard
+    python -m bench.dashboard_viewers --quick         # 1 and 2 viewers, a few seconds each, no baseline:
+                                                      # checks the harness, not the speed
 
 What runs: a real gateway (``python -m gateway``) whose history holds the last few minutes of the
 simulator's three channels (written into its store before it starts, so a chart has a full 5-minute window
@@ -63,7 +63,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
@@ -102,10 +102,12 @@ class Config:
     """Seconds between every tab having drawn its charts and the interval's start."""
     seconds: float
     """The measured interval."""
+    stop: bool = True
+    """Stop a dashboard at the first N that did not hold (``--quick`` runs every N: it checks the harness)."""
 
 
-FULL = Config(viewers=(1, 5, 10, 20, 40), warmup=10.0, seconds=30.0)
-QUICK = Config(viewers=(1, 2), warmup=2.0, seconds=4.0)
+FULL = Config(viewers=(1, 2, 3, 5, 10, 20, 40), warmup=10.0, seconds=30.0)
+QUICK = Config(viewers=(1, 2), warmup=2.0, seconds=4.0, stop=False)
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def run(config: Config, variants: Sequence[Variant], split: CpuSplit) -> list[Re
                 for index, viewers in enumerate(config.viewers):
                     order = results if index % 2 == 0 else results[::-1]
                     for result in order:
-                        if result.stopped:
+                        if config.stop and result.stopped:
                             continue
                         summary = run_once(
                             result.variant, viewers, config, gateway, browser, Path(tmp), split
@@ -253,7 +255,7 @@ def run(config: Config, variants: Sequence[Variant], split: CpuSplit) -> list[Re
                             file=sys.stderr,
                             flush=True,
                         )
-                    if all(result.stopped for result in results):
+                    if config.stop and all(result.stopped for result in results):
                         break
             finally:
                 browser.close()
@@ -437,9 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
     if args.viewers:
-        config = Config(tuple(args.viewers), config.warmup, config.seconds)
+        config = replace(config, viewers=tuple(args.viewers))
     if args.seconds:
-        config = Config(config.viewers, config.warmup, args.seconds)
+        config = replace(config, seconds=args.seconds)
     ref = None if args.no_baseline else args.baseline or (None if args.quick else DEFAULT_BASELINE)
     split = CpuSplit.choose(pin=not args.no_pin)
     command = shlex.join([sys.executable, "-m", "bench.dashboard_viewers", *arguments])
