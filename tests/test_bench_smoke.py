@@ -146,3 +146,21 @@ def test_quick_dashboard_viewers_benchmark_measures_real_tabs(tmp_path: Path) ->
         assert run["updates"] > 0, "the tabs got chart updates"
         assert run["rate_median"] > 0 and run["kb_per_update"] > 0 and run["server_cores"] > 0
         assert run["renderer_per_tab"] > 0 and run["chromium_per_tab"] > 0
+
+
+def test_quick_chart_paths_benchmark_measures_each_chart_element(tmp_path: Path) -> None:
+    """`python -m bench.chart_paths --quick --json PATH` serves plotly, Vega-Lite and the dygraphs component
+    on the same data to a Chromium tab each: a row per path with a first-paint time, and updates, bytes
+    and CPU in the JSON."""
+    figures = tmp_path / "paths.json"
+    out = run_quick("bench.chart_paths", 240, "--json", str(figures))
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| (")]
+    assert [cells[0].strip()[:3] for cells in rows] == ["(a)", "(b)", "(c)"]
+    assert all(re.fullmatch(r"[\d,]+ ms \([\d,]+ ms; [\d,]+ ms\)", cells[-1].strip()) for cells in rows)
+    assert "(d) uPlot: not measured" in out
+    document = json.loads(figures.read_text())
+    assert [path["path"] for path in document["paths"]] == ["plotly", "altair", "dygraphs"]
+    for path in document["paths"]:
+        [run] = path["runs"]
+        assert run["updates"] > 0 and run["kb_per_update"] > 0 and run["server_ms_per_update"] > 0
+        assert len(path["paints_s"]) == 1 and path["paints_s"][0] > 0
