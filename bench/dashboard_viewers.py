@@ -68,6 +68,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
+from bench import pyspy
 from bench.report import machine, markdown_table, print_report
 from bench.streamlit_probe import (
     TARGET_RATE,
@@ -104,6 +105,8 @@ class Config:
     """The measured interval."""
     stop: bool = True
     """Stop a dashboard at the first N that did not hold (``--quick`` runs every N: it checks the harness)."""
+    profile: Path | None = None
+    """Where ``py-spy record`` writes each server's samples over the measured interval (None: no py-spy)."""
 
 
 FULL = Config(viewers=(1, 2, 3, 5, 10, 20, 40), warmup=10.0, seconds=30.0)
@@ -117,6 +120,8 @@ class Variant:
     label: str
     """What the report calls it: ``current (9602a1a)``, ``baseline (977a310)``."""
     checkout: Path
+    options: tuple[tuple[str, str], ...] = ()
+    """Streamlit options given to ``streamlit run`` (``--runner.postScriptGC false``)."""
 
 
 @dataclass
@@ -219,6 +224,7 @@ def run_once(
         workdir, gateway.http_url, {"PULSE_DASHBOARD_REFRESH": "1"}, checkout=variant.checkout
     )
     dashboard.name = f"dashboard-{variant.name}-{viewers}"
+    dashboard.args += [item for key, value in variant.options for item in (f"--{key}", value)]
     dashboard.command_prefix = split.server_prefix()
     dashboard.start(ready_path="/_stcore/health")
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
@@ -227,7 +233,15 @@ def run_once(
         tabs = [Viewer.open(context, dashboard.url) for _ in range(viewers)]
         wait_for_first_update(tabs, timeout=30.0 + 3.0 * viewers)
         pump(tabs, config.warmup)
-        return measure(tabs, dashboard.process.pid, config.seconds, split.server or ()).summary()
+        spy = None
+        if config.profile is not None:
+            output = config.profile / f"{variant.name}-{viewers}.txt"
+            spy = pyspy.record(dashboard.process.pid, config.seconds, output)
+        try:
+            return measure(tabs, dashboard.process.pid, config.seconds, split.server or ()).summary()
+        finally:
+            if spy is not None:
+                spy.wait(timeout=60)
     finally:
         context.close()
         dashboard.stop()
@@ -393,13 +407,28 @@ def targets_lines(current: Result, baseline: Result) -> list[str]:
     return lines
 
 
+def profile_lines(folder: Path, results: Sequence[Result]) -> list[str]:
+    lines = []
+    for result in results:
+        for summary in result.runs:
+            samples = folder / f"{result.variant.name}-{summary.viewers}.txt"
+            found = pyspy.summarize(samples) if samples.exists() else "(no samples)"
+            lines += [
+                "",
+                f"Server CPU by py-spy, {result.variant.label}, {summary.viewers} viewers ({samples}):",
+                "",
+                found,
+            ]
+    return lines
+
+
 def report_json(path: Path, command: str, config: Config, split: CpuSplit, results: Sequence[Result]) -> None:
     document = {
         "benchmark": "dashboard_viewers",
         "command": command,
         "machine": machine(),
         "pinning": split.describe(),
-        "config": asdict(config),
+        "config": {**asdict(config), "profile": str(config.profile) if config.profile else None},
         "target_rate": TARGET_RATE,
         "dashboards": [
             {
@@ -435,6 +464,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="the measured interval per run")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to a CPU of its own")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run py-spy on each server over its measured interval, samples into DIR, summary printed "
+        "(py-spy slows the server a little: profile in a run of its own)",
+    )
+    parser.add_argument(
+        "--streamlit-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Streamlit option for the current dashboard's server only, such as runner.postScriptGC=false "
+        "(with --baseline HEAD: that option's effect, side by side)",
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
@@ -442,11 +485,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, viewers=tuple(args.viewers))
     if args.seconds:
         config = replace(config, seconds=args.seconds)
+    if args.profile:
+        if pyspy.find() is None:
+            parser.error("--profile needs py-spy (pip install py-spy==0.4.0)")
+        args.profile.mkdir(parents=True, exist_ok=True)
+        config = replace(config, profile=args.profile)
     ref = None if args.no_baseline else args.baseline or (None if args.quick else DEFAULT_BASELINE)
     split = CpuSplit.choose(pin=not args.no_pin)
     command = shlex.join([sys.executable, "-m", "bench.dashboard_viewers", *arguments])
     began = time.perf_counter()
-    current = Variant("current", f"current ({describe_checkout(ROOT)})", ROOT)
+    options = tuple(_option(parser, text) for text in args.streamlit_option or ())
+    shown = "".join(f", --{key} {value}" for key, value in options)
+    current = Variant("current", f"current ({describe_checkout(ROOT)}{shown})", ROOT, options)
     with contextmanager(_maybe_baseline)(ref) as baseline:
         variants = [current] if baseline is None else [baseline, current]
         results = run(config, variants, split)
@@ -466,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     body += ["", *capacity_lines(results)]
     if len(results) == 2:
         body += targets_lines(results[1], results[0])
+    if config.profile is not None:
+        body += profile_lines(config.profile, results)
     print_report(
         "Dashboard: viewers per core",
         quick=args.quick,
@@ -477,6 +529,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         report_json(args.json, command, config, split, results)
     return 0
+
+
+def _option(parser: argparse.ArgumentParser, text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        parser.error(f"--streamlit-option wants KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def _maybe_baseline(ref: str | None) -> Iterator[Variant | None]:
