@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
@@ -83,6 +83,8 @@ class Config:
     seconds: float
     tabs: int
     """New tabs timed to first paint per path, after a warm-up tab."""
+    options: tuple[tuple[str, str], ...] = ()
+    """Streamlit options given to every path's ``streamlit run`` (``--runner.postScriptGC false``)."""
 
 
 FULL = Config(viewers=(1, 5), warmup=8.0, seconds=20.0, tabs=5)
@@ -119,13 +121,14 @@ def write_app(folder: Path, path: str, uplot: Path | None) -> Path:
     return app
 
 
-def start_app(app: Path, workdir: Path, split: CpuSplit, label: str) -> AppProcess:
+def start_app(app: Path, workdir: Path, split: CpuSplit, label: str, config: Config) -> AppProcess:
     port = free_port()
     args = [
         "-m", "streamlit", "run", str(app),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--server.enableStaticServing", "true", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+    args += [item for key, value in config.options for item in (f"--{key}", value)]
     process = AppProcess(args, workdir, name=label, url=f"http://127.0.0.1:{port}")
     process.command_prefix = split.server_prefix()
     return process.start(ready_path="/_stcore/health")
@@ -134,7 +137,7 @@ def start_app(app: Path, workdir: Path, split: CpuSplit, label: str) -> AppProce
 def measure_viewers(
     browser: Browser, app: Path, path: str, viewers: int, config: Config, workdir: Path, split: CpuSplit
 ) -> Summary:
-    server = start_app(app, workdir, split, f"{path}-{viewers}")
+    server = start_app(app, workdir, split, f"{path}-{viewers}", config)
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     try:
         assert server.process is not None
@@ -161,7 +164,7 @@ def painted_in(context: BrowserContext, url: str, path: str) -> float:
 def time_paints(
     browser: Browser, app: Path, result: PathResult, config: Config, workdir: Path, split: CpuSplit
 ) -> None:
-    server = start_app(app, workdir, split, f"{result.path}-paint")
+    server = start_app(app, workdir, split, f"{result.path}-paint", config)
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     try:
         result.paint_warmup = painted_in(context, server.url, result.path)
@@ -259,9 +262,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--paths", nargs="+", choices=PATHS, help="only these paths")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to a CPU of its own")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument(
+        "--streamlit-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Streamlit option for every path's server, such as runner.postScriptGC=false",
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
+    options = []
+    for text in args.streamlit_option or ():
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            parser.error(f"--streamlit-option wants KEY=VALUE, got {text!r}")
+        options.append((key, value))
+    config = replace(config, options=tuple(options))
     if args.uplot is not None and not (args.uplot / UPLOT_FILES[0]).exists():
         parser.error(f"no {UPLOT_FILES[0]} in {args.uplot}")
     paths = list(args.paths or [path for path in PATHS if path != "uplot" or args.uplot is not None])
@@ -277,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Per path and N: a fresh Streamlit server, {config.warmup:g} s after every tab drew its chart, then "
         f"{config.seconds:g} s measured; {config.tabs} new tabs timed to first paint after a warm-up tab; "
         f"CPUs: {split.describe()}",
+        "Streamlit options: "
+        + (", ".join(f"--{key} {value}" for key, value in config.options) or "the defaults"),
         "Updates: finished fragment runs that drew the chart (ForwardMsg stream); KB = 1,000 bytes of "
         "WebSocket frames received; CPU as a fraction of one core",
     ]

@@ -147,15 +147,15 @@ class Result:
         """What stopped the count, in words."""
         failed = [run for run in self.runs if not run.ok]
         if not failed:
-            return f"not reached: every N up to {max(run.viewers for run in self.runs)} held"
+            return f"none reached: every N up to {max(run.viewers for run in self.runs)} held"
         run = failed[0]
         where = f"at N={run.viewers}: slowest viewer {run.rate_min:.2f}/s"
         if run.server_cores >= 0.85:
-            return f"the server's core ({where}, server {run.server_cores * 100:.0f} % of a core)"
+            return f"the server's core, {where} (server {run.server_cores * 100:.0f} % of a core)"
         if run.rest_busy >= 0.85:
-            return f"the browsers' CPUs ({where}, {run.rest_busy * 100:.0f} % busy)"
+            return f"the browsers' CPUs, {where} (they were {run.rest_busy * 100:.0f} % busy)"
         return (
-            f"neither side saturated ({where}, server {run.server_cores * 100:.0f} % of a core, "
+            f"neither side saturated, {where} (server {run.server_cores * 100:.0f} % of a core, "
             f"browsers' CPUs {run.rest_busy * 100:.0f} % busy)"
         )
 
@@ -363,11 +363,11 @@ def capacity_lines(results: Sequence[Result]) -> list[str]:
     for result in results:
         held, per_core = result.held(), result.viewers_per_core()
         if held is None or per_core is None:
-            lines.append(f"- {result.variant.label}: no N held (stopped by {result.limit()}).")
+            lines.append(f"- {result.variant.label}: no N held; limit: {result.limit()}.")
             continue
         lines.append(
             f"- {result.variant.label}: **{per_core:.1f} viewers per core** ({held.viewers} viewers held on "
-            f"{held.server_cores * 100:.0f} % of a core); stopped by {result.limit()}."
+            f"{held.server_cores * 100:.0f} % of a core); limit: {result.limit()}."
         )
     return lines
 
