@@ -373,7 +373,12 @@ def capacity_lines(results: Sequence[Result]) -> list[str]:
 
 
 def targets_lines(current: Result, baseline: Result) -> list[str]:
-    lines = []
+    """The issue's targets 1 to 3, against this run's baseline (the issue means the plotly-era dashboard)."""
+    lines = [
+        "",
+        f"The dashboard issue's targets, {current.variant.label} against {baseline.variant.label}:",
+        "",
+    ]
     mine, theirs = current.viewers_per_core(), baseline.viewers_per_core()
     if mine is not None and theirs is not None:
         ratio = mine / theirs
