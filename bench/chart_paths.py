@@ -142,7 +142,9 @@ def measure_viewers(
     try:
         assert server.process is not None
         tabs = [Viewer.open(context, server.url) for _ in range(viewers)]
-        wait_for_first_update(tabs, timeout=30.0 + 3.0 * viewers)
+        waiting = wait_for_first_update(tabs, timeout=30.0 + 3.0 * viewers)
+        if waiting:
+            print(f"{waiting} of {viewers} tabs drew no chart in time", file=sys.stderr, flush=True)
         pump(tabs, config.warmup)
         return measure(tabs, server.process.pid, config.seconds, split.server or ()).summary()
     finally:

@@ -231,7 +231,9 @@ def run_once(
     try:
         assert dashboard.process is not None
         tabs = [Viewer.open(context, dashboard.url) for _ in range(viewers)]
-        wait_for_first_update(tabs, timeout=30.0 + 3.0 * viewers)
+        waiting = wait_for_first_update(tabs, timeout=30.0 + 3.0 * viewers)
+        if waiting:
+            print(f"{waiting} of {viewers} tabs drew no chart in time", file=sys.stderr, flush=True)
         pump(tabs, config.warmup)
         spy = None
         if config.profile is not None:

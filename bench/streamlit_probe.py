@@ -156,14 +156,13 @@ def pump(viewers: Sequence[Viewer], seconds: float) -> None:
     viewers[0].page.wait_for_timeout(seconds * 1000.0)
 
 
-def wait_for_first_update(viewers: Sequence[Viewer], timeout: float) -> None:
-    """Until every viewer got a chart drawn; RuntimeError after ``timeout`` seconds."""
+def wait_for_first_update(viewers: Sequence[Viewer], timeout: float) -> int:
+    """Until every viewer got a chart drawn, or ``timeout`` seconds; how many got none (an overloaded
+    server's viewers are measured all the same: they count as getting no updates)."""
     deadline = time.monotonic() + timeout
-    while any(viewer.updates() == 0 for viewer in viewers):
-        if time.monotonic() > deadline:
-            waiting = sum(viewer.updates() == 0 for viewer in viewers)
-            raise RuntimeError(f"{waiting} of {len(viewers)} viewers got no chart within {timeout:g} s")
+    while (waiting := sum(viewer.updates() == 0 for viewer in viewers)) and time.monotonic() < deadline:
         pump(viewers, 0.2)
+    return waiting
 
 
 # --- CPU time from /proc ---------------------------------------------------------------------------------
