@@ -132,6 +132,10 @@ class AppProcess:
     url: str = ""
     """Where it serves HTTP, if it does."""
     process: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT
+    """Where it runs (a benchmark runs another checkout's dashboard from that checkout)."""
+    command_prefix: list[str] = field(default_factory=list)
+    """Put before the command, such as ``taskset -c 0`` to pin it to a CPU (benchmarks)."""
 
     @property
     def log_path(self) -> Path:
@@ -142,8 +146,8 @@ class AppProcess:
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("PULSE_")}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, *self.args],
-                cwd=ROOT,
+                [*self.command_prefix, sys.executable, *self.args],
+                cwd=self.cwd,
                 env={**inherited, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -162,10 +166,15 @@ class AppProcess:
 
 
 def dashboard_process(
-    workdir: Path, gateway_url: str, env: Mapping[str, str] | None = None, module: str = "streamlit"
+    workdir: Path,
+    gateway_url: str,
+    env: Mapping[str, str] | None = None,
+    module: str = "streamlit",
+    checkout: Path = ROOT,
 ) -> AppProcess:
     """``streamlit run dashboard/app.py`` on a free port, fed by the gateway at ``gateway_url``; ``module``
-    is what ``python -m`` runs (``tests.thread_census`` adds a thread census)."""
+    is what ``python -m`` runs (``tests.thread_census`` adds a thread census); ``checkout``: whose
+    ``dashboard/`` and ``.streamlit/config.toml`` (another worktree's, for a benchmark's baseline)."""
     port = free_port()
     args = [
         "-m", module, "run", "dashboard/app.py",
@@ -173,4 +182,4 @@ def dashboard_process(
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     env = {"PULSE_GATEWAY_URL": gateway_url, **(env or {})}
-    return AppProcess(args, workdir, env, name="dashboard", url=f"http://127.0.0.1:{port}")
+    return AppProcess(args, workdir, env, name="dashboard", url=f"http://127.0.0.1:{port}", cwd=checkout)

@@ -1,10 +1,12 @@
 """The benchmark harness runs and reports; it never checks a timing (speed targets live in bench/)."""
 
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.servers import ROOT
 
@@ -15,10 +17,10 @@ QUICK_ROWS = [
 ]
 
 
-def run_quick(module: str, timeout: float) -> str:
-    """Run ``python -m <module> --quick``; its stdout, once it exited 0."""
+def run_quick(module: str, timeout: float, *options: str) -> str:
+    """Run ``python -m <module> --quick [options]``; its stdout, once it exited 0."""
     result = subprocess.run(
-        [sys.executable, "-m", module, "--quick"],
+        [sys.executable, "-m", module, "--quick", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -106,3 +108,59 @@ def test_quick_ingest_benchmark_covers_each_batch_size_on_both_brokers() -> None
     rows = [line for line in out.splitlines() if line.startswith("| ingest")]
     assert len(rows) == 6
     assert all(re.search(r"[\d,]+ points/s", row) for row in rows)
+
+
+VIEWERS_COLUMNS = [
+    "Dashboard",
+    "Viewers",
+    "Updates/s per viewer, min / median",
+    "Server CPU per viewer-update",
+    "Server CPU",
+    "KB per viewer-update",
+    "KB/s per viewer",
+    "Renderer CPU per tab",
+    "All Chromium per tab",
+    "Tab main thread (JS)",
+    "Browsers' CPUs busy (bench)",
+    ">= 0.95/s",
+]
+
+
+def test_quick_dashboard_viewers_benchmark_measures_real_tabs(tmp_path: Path) -> None:
+    """`python -m bench.dashboard_viewers --quick --json PATH` runs a gateway, the simulator, Streamlit and
+    1 then 2 Chromium tabs on the Live page: a row per N, the viewers per core, and figures in the JSON
+    where the tabs got chart updates, bytes and server CPU."""
+    figures = tmp_path / "viewers.json"
+    out = run_quick("bench.dashboard_viewers", 240, "--json", str(figures))
+    assert f"`{sys.executable} -m bench.dashboard_viewers --quick --json {figures}`" in out
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    assert rows[0] == VIEWERS_COLUMNS
+    assert [row[1] for row in rows[1:]] == ["1", "2"]
+    assert all(row[0].startswith("current (") for row in rows[1:])
+    assert re.search(r"viewers per core|no N held", out)
+    document = json.loads(figures.read_text())
+    [dashboard] = document["dashboards"]
+    assert [run["viewers"] for run in dashboard["runs"]] == [1, 2]
+    for run in dashboard["runs"]:
+        assert run["updates"] > 0, "the tabs got chart updates"
+        assert run["rate_median"] > 0 and run["kb_per_update"] > 0 and run["server_cores"] > 0
+        assert run["renderer_per_tab"] > 0 and run["chromium_per_tab"] > 0
+
+
+def test_quick_chart_paths_benchmark_measures_each_chart_element(tmp_path: Path) -> None:
+    """`python -m bench.chart_paths --quick --json PATH` serves plotly, Vega-Lite and the dygraphs component
+    on the same data to a Chromium tab each: a row per path with a first-paint time, and updates, bytes
+    and CPU in the JSON."""
+    figures = tmp_path / "paths.json"
+    out = run_quick("bench.chart_paths", 240, "--json", str(figures))
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| (")]
+    assert [cells[0].strip()[:3] for cells in rows] == ["(a)", "(b)", "(c)"]
+    assert all(re.fullmatch(r"[\d,]+ ms \([\d,]+ ms; [\d,]+ ms\)", cells[-1].strip()) for cells in rows)
+    assert "(d) uPlot: not measured" in out
+    document = json.loads(figures.read_text())
+    assert [path["path"] for path in document["paths"]] == ["plotly", "altair", "dygraphs"]
+    for path in document["paths"]:
+        [run] = path["runs"]
+        assert run["updates"] > 0 and run["kb_per_update"] > 0 and run["server_ms_per_update"] > 0
+        assert len(path["paints_s"]) == 1 and path["paints_s"][0] > 0
