@@ -1,4 +1,4 @@
-"""A panel as a chart: dygraphs on a canvas, through a Streamlit v2 component (``chart.js`` beside this).
+"""A panel as a chart: dygraphs on a canvas, through a Streamlit v2 component (``static/pulse_chart.js``).
 
 Why not ``st.plotly_chart``: a new tab had to load and evaluate plotly.js (4.7 MB) before its first chart,
 about 2 s on the benchmark machine for a page holding one trivial chart; dygraphs is 131 KB, loaded once
@@ -10,7 +10,7 @@ Per series, the chart gets ``low``, ``mid`` and ``high`` on one shared time axis
 mean and max (for raw samples and live points the band's edges are null: the line is the value), then the
 live points, which are
 reduced to at most ``max_points`` by min/max decimation (spikes survive) before they leave Python.
-Series names go as they are: dygraphs escapes a label before its legend shows it (``chart.js`` keeps
+Series names go as they are: dygraphs escapes a label before its legend shows it (``pulse_chart.js`` keeps
 that), and the Chromium tests check the legend shows publisher text as typed.
 
 **Only new points travel.** A chart already drawn in the browser gets an *append*: the live points after
@@ -21,6 +21,7 @@ another view or series, a new stored range, or a browser that lost track (each m
 one with the ``resync`` trigger). ``ChartFeed`` keeps, per session, what each chart was sent.
 """
 
+import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -42,8 +43,16 @@ PALETTE = (
     "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
 )  # fmt: skip
 """Series colours, in order (plotly's default sequence, which the charts used before)."""
-_SCRIPT = Path(__file__).with_name("chart.js")
+SCRIPT = Path(__file__).with_name("static") / "pulse_chart.js"
+"""The chart's code, served by Streamlit's static serving (``app/static/pulse_chart.js``)."""
 CHART_COMPONENT = "pulseboard_chart"
+_LOADER = """export default async function (component) {
+  const chart = await import(new URL("app/static/pulse_chart.js?v=%s", window.location.href).href);
+  return chart.default(component);
+}"""
+"""What each chart message carries as its code: a component's ``js`` travels with every redraw, and the
+chart's own 9 KB would be most of an append's bytes. The browser imports the module once per page (the
+version in its URL makes a new release load the new code)."""
 
 
 class ChartSeries(TypedDict):
@@ -259,7 +268,7 @@ def _component() -> Callable[..., Any]:
     return st.components.v2.component(
         CHART_COMPONENT,
         html="<div class='pulse-chart'><div class='pulse-plot'></div></div>",
-        js=_SCRIPT.read_text(encoding="utf-8"),
+        js=_LOADER % hashlib.blake2b(SCRIPT.read_bytes(), digest_size=6).hexdigest(),
         # In the page's DOM (not a shadow root), so dygraphs' stylesheet in the page's head applies.
         isolate_styles=False,
     )

@@ -1,4 +1,5 @@
-"""The HTML of the stat, gauge and bar panels: pure functions of a panel's spec and its series' numbers.
+"""The HTML of the stat, gauge, bar and table panels and of the Live page's statistics tables: pure
+functions of a panel's spec (or rows) and its series' numbers.
 
 Everything that comes from the file or a publisher (titles, series names, units) goes through
 ``html.escape``; colours reach a ``style`` attribute only as ``#rrggbb`` (the spec validates them, and
@@ -8,9 +9,10 @@ once more (DOMPurify). Inline styles only: the elements keep the theme's font an
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from dashboard.board import BarSpec, BasePanelSpec, GaugeSpec, StatSpec, Threshold
+from dashboard.board import BarSpec, BasePanelSpec, GaugeSpec, StatSpec, Threshold, threshold_color
 from dashboard.formatting import format_value
 from dashboard.stats import SeriesStats
 
@@ -23,6 +25,50 @@ _TRACK = "position:relative;height:0.75rem;border-radius:0.375rem;background:rgb
 _MUTED = "font-size:0.8rem;opacity:0.7"
 _ELLIPSIS = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
 _NUMBER = "white-space:nowrap;font-variant-numeric:tabular-nums"
+
+
+STATS_COLUMNS = ("series", "now", "min", "max", "rate", "unit")
+STATS_CSS = (
+    ".pulse-stats{width:100%;border-collapse:collapse;font-size:0.875rem}"
+    ".pulse-stats th,.pulse-stats td{padding:0.125rem 0.5rem;border-bottom:1px solid rgba(128,128,128,0.2);"
+    "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
+    ".pulse-stats th:first-child,.pulse-stats td:first-child,.pulse-stats th:last-child,"
+    ".pulse-stats td:last-child{text-align:left}"
+    ".pulse-stats td:first-child{max-width:16rem;overflow:hidden;text-overflow:ellipsis}"
+)
+"""The statistics tables' look, sent once per page (``widgets.stats_styles``), not in every cell."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """One line of a statistics table."""
+
+    series: str
+    stats: SeriesStats
+    unit: str | None = None
+
+
+def stats_html(
+    rows: Sequence[StatsRow], decimals: int | None = None, thresholds: Sequence[Threshold] = ()
+) -> str:
+    """Series, current value, minimum, maximum, rate (points/s) and unit, a line per series, as one
+    HTML table; with ``thresholds``, each current value in its threshold's colour.
+
+    HTML rather than a dataframe: the Live page redraws one per channel every second, and a dataframe
+    costs a pandas frame and Arrow bytes on the server and a canvas grid in the browser, each time."""
+    head = "".join(f"<th>{name}</th>" for name in STATS_COLUMNS)
+    lines = []
+    for row in rows:
+        stats = row.stats
+        color = _css_color(threshold_color(thresholds, stats.current))
+        now = "<td>" if color == "inherit" else f'<td style="color:{color}">'
+        numbers = (stats.current, stats.minimum, stats.maximum)
+        current, low, high = (html.escape(format_value(value, decimals, None)) for value in numbers)
+        lines.append(
+            f"<tr><td>{html.escape(row.series)}</td>{now}{current}</td><td>{low}</td><td>{high}</td>"
+            f"<td>{stats.rate:.1f}/s</td><td>{html.escape(row.unit or '')}</td></tr>"
+        )
+    return f'<table class="pulse-stats"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
 
 
 def heading_html(text: str) -> str:

@@ -5,6 +5,7 @@ rerun); every AppTest shares one session id, which is why the consumer is keyed 
 and ``on_release`` runs on ``st.cache_resource.clear()``.
 """
 
+import html
 import json
 import re
 import string
@@ -105,11 +106,11 @@ def session_buffer_of(at: AppTest) -> SessionBuffer:
 
 
 _HELD: dict[tuple[int, str], ChartData] = {}
-"""What each chart of each AppTest holds, as chart.js keeps it: full drawings and the appends after them."""
+"""What each chart of each AppTest holds, as pulse_chart.js keeps it: a full drawing and its appends."""
 
 
 def _held(at: AppTest, chart: str, sent: ChartData) -> ChartData:
-    """Apply ``sent`` to what chart ``chart`` holds, as the browser does (chart.js)."""
+    """Apply ``sent`` to what chart ``chart`` holds, as the browser does (pulse_chart.js)."""
     key = (id(at), chart)
     held = _HELD.get(key)
     if held is not None and held.get("version") == sent.get("version"):
@@ -183,13 +184,16 @@ def chart_traces(at: AppTest, index: int = 0) -> dict[str, tuple[np.ndarray, np.
     return {name: (x, mid) for name, (x, _, mid, _) in chart_series(at, index).items()}
 
 
-def stats_of(at: AppTest) -> dict[str, dict[str, Any]]:
-    """The statistics tables of the Live page: per series, its row."""
-    rows: dict[str, dict[str, Any]] = {}
-    for table in at.dataframe:
-        frame = table.value
-        if "series" in frame.columns and "max" in frame.columns:
-            rows.update({row["series"]: row for row in frame.to_dict("records")})
+def stats_of(at: AppTest) -> dict[str, dict[str, str]]:
+    """The statistics tables of the Live page (HTML): per series, its row as the page writes it."""
+    rows: dict[str, dict[str, str]] = {}
+    for element in at.get("html"):
+        for table in re.findall(r'<table class="pulse-stats".*?</table>', element.proto.body):
+            lines = [
+                [html.unescape(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", line)]
+                for line in re.findall(r"<tr>(.*?)</tr>", table)
+            ]
+            rows.update({line[0]: dict(zip(lines[0], line, strict=True)) for line in lines[1:]})
     return rows
 
 
@@ -214,7 +218,7 @@ def test_live_page_charts_points_with_metrics(dashboard_env: GatewayProcess) -> 
     at.run()
     assert chart_points(at) == {"user": 51, "sys": 51}
     stats = stats_of(at)["user"]
-    assert (stats["now"], stats["max"], stats["min"]) == (99, 99, 10)
+    assert (stats["now"], stats["max"], stats["min"]) == ("99", "99", "10")
     assert any("latency" in t.value for t in at.text)
     assert at.sidebar.success[0].value == "Connected"
     assert at.get("download_button"), "the CSV export button is on the page"
@@ -430,7 +434,7 @@ def test_a_new_tab_on_24h_shows_the_stored_day_at_once(
     assert len(x) <= 1500 and x[-1] - x[0] > DAY - 2 * bucket
     assert high.max() == SPIKE, "the one-sample spike stays in the band"
     assert (low < high).all(), "buckets draw as a band"
-    assert stats_of(at)["v"]["max"] == 1000
+    assert stats_of(at)["v"]["max"] == "1,000"
 
 
 def test_a_zoom_reads_raw_samples_and_back_returns_to_the_window(

@@ -28,7 +28,7 @@ def panel_at(buffer: ChannelBuffer, now: float, series: list[str] | None = None)
 
 
 def apply(held: ChartData | None, sent: ChartData) -> ChartData:
-    """What chart.js does with a message: a full drawing replaces, an append extends and trims."""
+    """What pulse_chart.js does with a message: a full drawing replaces, an append extends and trims."""
     if "base" not in sent:
         return sent
     assert held is not None and held["version"] == sent["base"]

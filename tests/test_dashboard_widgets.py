@@ -10,8 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.board import BarSpec, GaugeSpec, StatSpec, Threshold
 from dashboard.stats import SeriesStats
-from dashboard.widget_html import DEFAULT_COLOR, bar_html, gauge_html, stat_html
-from dashboard.widgets import StatsRow, stats_frame
+from dashboard.widget_html import DEFAULT_COLOR, StatsRow, bar_html, gauge_html, stat_html, stats_html
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 RED, ORANGE = "#d62728", "#ff7f0e"
@@ -83,13 +82,22 @@ def test_negative_bars_go_left_of_zero() -> None:
     assert re.findall(r"left:([0-9.]+)%;width:([0-9.]+)%", body) == [("0.00", "25.00"), ("25.00", "75.00")]
 
 
-def test_stats_frame_keeps_numbers_and_rounds_them_without_decimals() -> None:
+def cells(body: str) -> list[list[str]]:
+    """The statistics table's rows as text, header first."""
+    return [
+        [html.unescape(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body)
+    ]
+
+
+def test_stats_table_rounds_without_decimals_and_writes_n_a_for_missing_values() -> None:
     rows = [StatsRow("p", now(1013.257, 1009.91, 1015.5), "hPa"), StatsRow("t", now(None))]
-    frame = stats_frame(rows)
-    assert list(frame.columns) == ["series", "now", "min", "max", "rate", "unit"]
-    assert frame.iloc[0].tolist() == ["p", 1013.0, 1010.0, 1016.0, 2.5, "hPa"]
-    assert frame.iloc[1, 1:5].isna().tolist() == [True, True, True, False]
-    assert stats_frame(rows, decimals=2).iloc[0]["now"] == 1013.257, "with decimals the column format rounds"
+    assert cells(stats_html(rows)) == [
+        ["series", "now", "min", "max", "rate", "unit"],
+        ["p", "1,013", "1,010", "1,016", "2.5/s", "hPa"],
+        ["t", "n/a", "n/a", "n/a", "0.0/s", ""],
+    ]
+    assert cells(stats_html(rows, decimals=2))[1][1] == "1,013.26"
 
 
 def widgets_script(hostile: str) -> None:
@@ -117,7 +125,7 @@ def widgets_script(hostile: str) -> None:
     )
     widget_panel(BarSpec(channel="data:sensors", title="Now", decimals=0), sensors)
     units = {"temperature_c": "°C", "pressure_hpa": "hPa"}
-    widget_panel(TableSpec(channel="data:sensors", units=units, decimals=2, thresholds=hot), sensors, key="t")
+    widget_panel(TableSpec(channel="data:sensors", units=units, decimals=2, thresholds=hot), sensors)
     stats_table([StatsRow(name, stats) for name, stats in sensors.items()])
 
 
@@ -130,10 +138,8 @@ def app() -> AppTest:
 
 
 def test_each_widget_is_one_element(app: AppTest) -> None:
-    """Stat, gauge and bar are one HTML element each; the table is a heading and one dataframe, and so is
-    nothing else: no tiles."""
-    assert len(app.html) == 4 and len(app.dataframe) == 2
-    assert not app.metric
+    """Stat, gauge, bar and table are one HTML element each, and so is the stats table: no tiles."""
+    assert len(app.html) == 5 and not app.dataframe and not app.metric
 
 
 def test_app_stat_and_gauge_show_value_unit_decimals_and_colour(app: AppTest) -> None:
@@ -151,23 +157,21 @@ def test_app_bar_shows_hostile_name_as_text(app: AppTest) -> None:
 
 
 def test_app_table_columns_values_and_threshold_colour(app: AppTest) -> None:
-    heading, table = app.html[3].proto.body, app.dataframe[0]
-    assert "data:sensors" in heading
-    frame = table.value
-    assert frame.columns.tolist() == ["series", "now", "min", "max", "rate", "unit"]
-    assert frame["series"].tolist() == ["temperature_c", "pressure_hpa", HOSTILE], "names as data, not markup"
-    assert frame["unit"].tolist() == ["°C", "hPa", ""]
-    assert frame["now"].tolist() == [26.48, 1013.251, 42.0]
-    assert '"format": "%.2f"' in table.proto.columns and '"format": "%.1f/s"' in table.proto.columns
-    styles = table.proto.arrow_data.styler.styles
-    assert styles.count(f"color: {RED}") == 1, "26.48 is past the red threshold; 1013 too, in the same rule"
-    assert re.search(r"row0_col1, #T_\w+_row1_col1, #T_\w+_row2_col1 \{ color: #d62728", styles)
+    body = app.html[3].proto.body
+    assert "data:sensors" in body
+    rows = cells(body)
+    assert rows[0] == ["series", "now", "min", "max", "rate", "unit"]
+    assert [row[0] for row in rows[1:]] == ["temperature_c", "pressure_hpa", HOSTILE], "names as text"
+    assert "<img" not in body and html.escape(HOSTILE) in body
+    assert [row[5] for row in rows[1:]] == ["°C", "hPa", ""]
+    assert [row[1] for row in rows[1:]] == ["26.48", "1,013.25", "42.00"]
+    assert body.count(f"color:{RED}") == 3, "26.48, 1013 and 42 are all past the red threshold (26)"
 
 
 def test_app_stats_table_replaces_the_metric_tiles(app: AppTest) -> None:
     """The Live page's per-chart numbers: one table, rounded to about four significant digits, no
     colours."""
-    table = app.dataframe[1]
-    assert table.value["now"].tolist() == [26.48, 1013.0, 42.0]
-    assert table.value["rate"].tolist() == [2.0, 2.0, 1.0]
-    assert not table.proto.arrow_data.styler.styles
+    rows = cells(app.html[4].proto.body)
+    assert [row[1] for row in rows[1:]] == ["26.48", "1,013", "42"]
+    assert [row[4] for row in rows[1:]] == ["2.0/s", "2.0/s", "1.0/s"]
+    assert "color:#" not in app.html[4].proto.body

@@ -40,7 +40,7 @@ from dashboard.session import session_buffer, session_consumer, session_ranges
 from dashboard.settings import get_settings
 from dashboard.status import clock_time
 from dashboard.widget_html import heading_html
-from dashboard.widgets import StatsRow, stats_table, widget_panel
+from dashboard.widgets import StatsRow, stats_styles, stats_table, widget_panel
 from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time
 from shared.payloads import NotificationLevel
 
@@ -200,6 +200,7 @@ if loaded is not None:
     if board is None:
         st.info("Showing the generated layout instead.", icon=":material/dashboard:")
 view, selection = _current_view()
+stats_styles()
 for name in board.channels if board is not None else ():
     consumer.watch(name)
 for problem in (*view.problems, *selection.problems):
@@ -276,7 +277,7 @@ for name, reason in consumer.refused().items():
 def _stats_rows(panel: Panel) -> None:
     # One compact element for every number of the panel: a dozen metric tiles pushed the next chart
     # below the fold and cost a message each.
-    stats_table([StatsRow(trace.series, trace.stats) for trace in panel.traces], key=f"stats_{panel.channel}")
+    stats_table([StatsRow(trace.series, trace.stats) for trace in panel.traces])
 
 
 def _zoom_to_selection(key: str) -> None:
@@ -421,7 +422,7 @@ def _spec_panel(place: str, spec: PanelSpec, panel: Panel) -> None:
             )
         _charts(place, spec, panel)
     else:
-        widget_panel(spec, {trace.series: trace.stats for trace in panel.traces}, key=f"panel-{place}")
+        widget_panel(spec, {trace.series: trace.stats for trace in panel.traces})
 
 
 def _board_view(board: Board, panels: dict[str, Panel]) -> None:
