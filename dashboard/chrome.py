@@ -1,7 +1,9 @@
 """What every page shows besides its own content: the connection status in the sidebar and new
 notifications as toasts. One fragment, redrawn every ``PULSE_DASHBOARD_REFRESH`` seconds.
 
-Each page calls ``session_chrome()`` first. (Not called from ``app.py``: Streamlit 1.67's AppTest drops a
+Each page calls ``session_chrome()`` first; a page that redraws a fragment of its own every refresh
+anyway (the Live page) calls ``chrome_contents()`` in it instead: one script run a second per viewer,
+not two. (Not called from ``app.py``: Streamlit 1.67's AppTest drops a
 fragment that the main script of an ``st.navigation`` app runs, after the first run.)
 """
 
@@ -36,11 +38,15 @@ def _toasts() -> None:
         st.toast(f"{escape_markdown(text)} ({clock_time(entry.ts)})", icon=TOAST_ICONS[entry.level])
 
 
-@st.fragment(run_every=get_settings().dashboard_refresh)
-def _chrome() -> None:
+def chrome_contents() -> None:
     with st.sidebar:
         _status()
     _toasts()
+
+
+@st.fragment(run_every=get_settings().dashboard_refresh)
+def _chrome() -> None:
+    chrome_contents()
 
 
 def session_chrome() -> None:

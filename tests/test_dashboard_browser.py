@@ -82,6 +82,16 @@ def test_live_chart_grows_and_chat_round_trips(
     )
     assert any("pressure_hpa" in one for one in labels) and any("temperature_c" in one for one in labels)
     assert not any("pressure_hpa" in one and "temperature_c" in one for one in labels), labels
+    # A chart out of view takes its updates but is painted only once scrolled into view.
+    below = page.locator(".pulse-chart").last
+    assert below.evaluate("(chart) => chart.getBoundingClientRect().top") > 1000, "the last chart is below"
+    painted = below.evaluate("(chart) => [Number(chart.dataset.painted), Number(chart.dataset.updates)]")
+    page.wait_for_function(UPDATED_JS, arg=5, timeout=30_000)
+    assert below.evaluate("(chart) => Number(chart.dataset.painted)") == painted[0], "painted out of view"
+    below.scroll_into_view_if_needed()
+    more = f"(chart) => Number(chart.dataset.painted) > {painted[0]}"
+    page.wait_for_function(more, arg=below.element_handle())
+    page.evaluate("() => window.scrollTo(0, 0)")
     # The export works on the first click while the charts redraw twice a second.
     with page.expect_download(timeout=15_000) as download:
         page.get_by_role("button", name="Export CSV").click()
@@ -245,7 +255,9 @@ def test_publisher_text_shows_as_plain_text_everywhere(
     appeared(page, ".pulse-stats td", "www.evil.example")
     cells, markup = shown(page, ".pulse-stats td")
     assert set(MARKUP_SERIES) <= set(cells) and not markup, (cells, markup)
-    # The marker on data:a_b_c's chart: its label and hover text are text, whatever the title holds.
+    # The marker on data:a_b_c's chart (the last one; charts out of view are painted once in view): its
+    # label and hover text are text, whatever the title holds.
+    page.locator(".pulse-chart").last.scroll_into_view_if_needed()
     page.wait_for_selector(".pulse-chart .pulse-marker-warning", state="attached", timeout=15_000)
     marker = page.evaluate(
         """() => { const m = document.querySelector('.pulse-marker-warning');
@@ -254,6 +266,7 @@ def test_publisher_text_shows_as_plain_text_everywhere(
     assert marker == {"title": f"warning: {HOSTILE_TITLE}\n{HOSTILE_BODY}", "children": 0, "text": "!"}
     legends, markup = shown(page, ".pulse-chart .pulse-legend-name")
     assert set(MARKUP_SERIES) <= set(legends) and not markup, (legends, markup)
+    page.locator('[data-testid="stMultiSelect"]').first.scroll_into_view_if_needed()
     page.locator('[data-testid="stMultiSelect"]').first.click()
     page.wait_for_selector('[role="option"]', timeout=10_000)
     options, markup = shown(page, '[role="option"]')

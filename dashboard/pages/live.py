@@ -30,7 +30,7 @@ import streamlit as st
 from dashboard.axes import magnitude, panel_axes
 from dashboard.board import Board, PanelSpec, TimeseriesSpec, load_board
 from dashboard.chart import CHART_HEIGHT, ChartBand, ChartFeed, ChartMarker, ChartStyle, show_chart, zoom_of
-from dashboard.chrome import session_chrome
+from dashboard.chrome import chrome_contents, session_chrome
 from dashboard.export import panels_to_csv
 from dashboard.link import NotConnectedError
 from dashboard.markup import escape_markdown
@@ -72,7 +72,6 @@ buffer = session_buffer()
 feed: ChartFeed = st.session_state.setdefault(FEED_KEY, ChartFeed())
 consumer = session_consumer()
 ranges = session_ranges()
-session_chrome()
 
 
 def _url() -> dict[str, list[str]]:
@@ -225,6 +224,8 @@ paused = controls[1].toggle(
 )
 if not paused:
     st.session_state.pop(FROZEN_KEY, None)
+else:
+    session_chrome()  # the panels stand still: the status and toasts need their own redraws
 shown: Shown = st.session_state.setdefault(SHOWN_KEY, Shown())
 # Outside the fragment: the redraws never replace its download, so a click is never too late.
 controls[2].download_button(
@@ -462,6 +463,8 @@ def _channel_options(now: float) -> tuple[list[str], dict[str, Panel]]:
 def live_panels() -> None:
     if st.session_state.get(VIEW_KEY) != view:
         st.rerun()  # a zoom changed the view: the controls above the charts follow it
+    if not paused:
+        chrome_contents()  # the sidebar's status and the toasts, in this redraw rather than one more
     now = time.time()
     if board is not None:
         _board_panels(board, now)

@@ -181,6 +181,34 @@ function addMarkerStyles() {
   document.head.appendChild(style);
 }
 
+// Draw what the chart holds now: its rows, options and markers.
+function paint(root) {
+  const { table, chosen, marked } = root.pending;
+  root.pending = null;
+  if (root.graph) {
+    root.graph.setAnnotations(marked, true); // drawn by the update below: one paint
+    root.graph.updateOptions({ file: table, ...chosen });
+  } else {
+    addMarkerStyles();
+    root.graph = new window.Dygraph(root.querySelector(".pulse-plot"), table, chosen);
+    if (marked.length) root.graph.setAnnotations(marked);
+  }
+  root.dataset.painted = String(Number(root.dataset.painted || 0) + 1);
+}
+
+// A chart out of view keeps taking its rows but is painted only when it scrolls into view: on a page of
+// many charts, most of a redraw's cost (dygraphs reprocesses and repaints every row) was for charts
+// nobody could see.
+function watchVisibility(root) {
+  if (root.visibility) return;
+  root.visible = true;
+  root.visibility = new IntersectionObserver((entries) => {
+    root.visible = entries[entries.length - 1].isIntersecting;
+    if (root.visible && root.pending) paint(root);
+  });
+  root.visibility.observe(root);
+}
+
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   const root = parentElement.querySelector(".pulse-chart");
@@ -191,7 +219,7 @@ export default function (component) {
       return; // a redraw with nothing new: this chart has that version
     } else if (data.base === undefined) {
       table = rows(data);
-    } else if (root.graph && root.version === data.base) {
+    } else if (root.table && root.version === data.base) {
       table = appended(root.table, rows(data));
     } else {
       setTriggerValue("resync", data.version);
@@ -200,16 +228,9 @@ export default function (component) {
     table = trimmed(table, data.keep_from);
     root.table = table;
     root.version = data.version;
-    const chosen = options(data, setTriggerValue);
-    const marked = annotations(data, table);
-    if (root.graph) {
-      root.graph.setAnnotations(marked, true); // drawn by the update below: one paint
-      root.graph.updateOptions({ file: table, ...chosen });
-    } else {
-      addMarkerStyles();
-      root.graph = new window.Dygraph(root.querySelector(".pulse-plot"), table, chosen);
-      if (marked.length) root.graph.setAnnotations(marked);
-    }
+    root.pending = { table, chosen: options(data, setTriggerValue), marked: annotations(data, table) };
+    watchVisibility(root);
+    if (!root.graph || root.visible) paint(root);
     root.dataset.points = String(table.length);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
   });
