@@ -43,6 +43,7 @@ POINTS_JS = """() => {
 }"""
 
 
+ALL_DRAWN_JS = "() => [...document.querySelectorAll('.pulse-chart')].every((chart) => chart.graph)"
 MARK_CHARTS_JS = """() => {
     for (const chart of document.querySelectorAll('.pulse-chart')) {
         chart.graph.pulseMark = chart.dataset.updates;
@@ -74,6 +75,7 @@ def test_live_chart_grows_and_chat_round_trips(
     assert page.get_by_text("Connected").first.is_visible()
     # Updated in place: the same dygraphs object and canvas take several updates (appends), never a
     # remount; and pressure (~1013 hPa) never shares an axis with temperature (~21 °C).
+    page.wait_for_function(ALL_DRAWN_JS, timeout=30_000)
     page.evaluate(MARK_CHARTS_JS)
     page.wait_for_function(UPDATED_JS, arg=3, timeout=30_000)
     assert page.evaluate(SAME_CHARTS_JS), "a chart was remounted"
@@ -116,7 +118,8 @@ def test_live_chart_grows_and_chat_round_trips(
 
 LABELS_JS = """() => [...document.querySelectorAll('.pulse-chart')]
     .map((chart) => (chart.graph ? chart.graph.getLabels().slice(1) : []))"""
-RANGES_JS = "() => [...document.querySelectorAll('.pulse-chart')].map((chart) => chart.graph.xAxisRange())"
+RANGES_JS = """() => [...document.querySelectorAll('.pulse-chart')]
+    .map((chart) => (chart.graph ? chart.graph.xAxisRange() : null))"""
 
 
 def test_a_link_reproduces_the_view_and_a_paused_link_opens_the_same_moment(
@@ -137,7 +140,9 @@ def test_a_link_reproduces_the_view_and_a_paused_link_opens_the_same_moment(
 
         page.get_by_text("Pause", exact=True).click()
         page.wait_for_function("() => window.location.search.includes('paused=')", timeout=15_000)
-        hour = f"() => ({RANGES_JS})().every(([first, last]) => Math.abs(last - first - 3600000) < 1)"
+        hour = f"""() => {{ const ranges = ({RANGES_JS})();
+            return ranges.length > 0 && ranges.every((range) => range !== null
+                && Math.abs(range[1] - range[0] - 3600000) < 1); }}"""
         page.wait_for_function(hour, timeout=15_000)  # the frozen drawing reached the chart
         other.goto(page.url)
         other.wait_for_function(f"({LABELS_JS})().length > 0 && ({LABELS_JS})().every((l) => l.length)")
