@@ -26,6 +26,7 @@ from dashboard.chart import CHART_COMPONENT, ChartData
 from dashboard.session import BUFFER_KEY
 from dashboard.session_buffer import SessionBuffer
 from dashboard.settings import get_settings
+from tests.chart_model import apply_message
 from tests.history_seed import SPIKE, Seeded, seed_history
 from tests.servers import ROOT, GatewayProcess, StartGateway
 from tests.waiting import eventually
@@ -115,35 +116,7 @@ def _held(at: AppTest, chart: str, sent: ChartData) -> ChartData:
     held = _HELD.get(key)
     if held is not None and held.get("version") == sent.get("version"):
         return held  # read again without a new run
-    if "base" in sent:
-        assert held is not None and held.get("version") == sent["base"], (
-            "an append the test did not see the base of: read the charts after every run"
-        )
-        rows = len(held["x"])
-        merged = ChartData(
-            x=held["x"] + sent["x"],
-            series=[
-                {**old, **{part: old[part] + new[part] for part in ("low", "mid", "high")}}  # type: ignore[typeddict-item]
-                for old, new in zip(held["series"], sent["series"], strict=True)
-            ],
-            range=sent["range"],
-            height=sent["height"],
-        )
-        keep_from = sent.get("keep_from")
-        first = 0 if keep_from is None else sum(1 for x in merged["x"] if x < keep_from)
-        assert first <= rows + len(sent["x"])
-        held = ChartData(
-            x=merged["x"][first:],
-            series=[
-                {**one, **{part: one[part][first:] for part in ("low", "mid", "high")}}  # type: ignore[typeddict-item]
-                for one in merged["series"]
-            ],
-            range=merged["range"],
-            height=merged["height"],
-        )
-        held.update({k: v for k, v in sent.items() if k in ("version", "markers", "keep_from")})  # type: ignore[typeddict-item]
-    else:
-        held = sent
+    held = apply_message(held, sent)
     _HELD[key] = held
     return held
 

@@ -6,10 +6,11 @@ import json
 import numpy as np
 
 from dashboard.channel_buffer import ChannelBuffer
-from dashboard.chart import ChartData, ChartFeed, ChartMarker
+from dashboard.chart import ChartFeed, ChartMarker
 from dashboard.panel import Panel, take_panel
 from dashboard.selection import Selection
 from dashboard.windows import TimeRange, View
+from tests.chart_model import apply_message
 
 T0 = 1_800_000_000.0
 WINDOW = 300.0
@@ -25,27 +26,6 @@ def buffer_with(count: int, rate: float = 10.0, start: float = T0) -> ChannelBuf
 
 def panel_at(buffer: ChannelBuffer, now: float, series: list[str] | None = None) -> Panel:
     return take_panel(buffer, "data:x", series, TimeRange(now - WINDOW, now), None, now)
-
-
-def apply(held: ChartData | None, sent: ChartData) -> ChartData:
-    """What pulse_chart.js does with a message: a full drawing replaces, an append extends and trims."""
-    if "base" not in sent:
-        return sent
-    assert held is not None and held["version"] == sent["base"]
-    x = held["x"] + sent["x"]
-    series = [
-        {**old, "mid": old["mid"] + new["mid"]}
-        for old, new in zip(held["series"], sent["series"], strict=True)
-    ]
-    keep_from = sent.get("keep_from")
-    first = 0 if keep_from is None else sum(1 for value in x if value < keep_from)
-    return ChartData(
-        x=x[first:],
-        series=[{**one, "mid": one["mid"][first:]} for one in series],  # type: ignore[typeddict-item]
-        range=sent["range"],
-        height=sent["height"],
-        version=sent["version"],
-    )
 
 
 def test_a_drawn_chart_gets_only_new_points_and_ends_up_with_what_a_full_drawing_has() -> None:
@@ -65,7 +45,7 @@ def test_a_drawn_chart_gets_only_new_points_and_ends_up_with_what_a_full_drawing
         sent = feed.message("k", panel, panel.traces, fixed=False)
         assert sent["base"] == held["version"] and len(sent["x"]) == 10
         sizes.append(len(json.dumps(sent)))
-        held = apply(held, sent)
+        held = apply_message(held, sent)
     full = ChartFeed().message("k", panel, panel.traces, fixed=False)
     assert held["x"] == full["x"]
     assert [s["mid"] for s in held["series"]] == [s["mid"] for s in full["series"]]
