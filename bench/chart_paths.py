@@ -39,7 +39,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from bench.chart_app import PATHS, POINTS, RATE, SERIES
-from bench.report import machine, markdown_table, print_report
+from bench.report import machine, markdown_table, percent, print_report
 from bench.streamlit_probe import CpuSplit, Summary, Viewer, measure, pump, wait_for_first_update
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.servers import ROOT, AppProcess, free_port
@@ -204,10 +204,6 @@ def run(config: Config, paths: Sequence[str], uplot: Path | None, split: CpuSpli
     return results
 
 
-def _pct(fraction: float) -> str:
-    return "n/a" if math.isnan(fraction) else f"{fraction * 100:.1f} %"
-
-
 def _ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
@@ -239,11 +235,11 @@ def results_table(results: Sequence[PathResult]) -> str:
                     str(run.viewers),
                     f"{run.rate_min:.2f} / {run.rate_median:.2f}",
                     f"{run.server_ms_per_update:,.1f} ms",
-                    _pct(run.server_cores),
+                    percent(run.server_cores),
                     f"{run.kb_per_update:,.1f}",
-                    _pct(run.renderer_per_tab),
-                    _pct(run.chromium_per_tab),
-                    f"{_pct(run.tab_task)} ({_pct(run.tab_script)})",
+                    percent(run.renderer_per_tab),
+                    percent(run.chromium_per_tab),
+                    f"{percent(run.tab_task)} ({percent(run.tab_script)})",
                     paint if number == 0 else "",
                 )
             )

@@ -69,7 +69,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 from bench import pyspy
-from bench.report import machine, markdown_table, print_report
+from bench.report import machine, markdown_table, percent, print_report
 from bench.streamlit_probe import (
     TARGET_RATE,
     CpuSplit,
@@ -278,10 +278,6 @@ def run(config: Config, variants: Sequence[Variant], split: CpuSplit) -> list[Re
     return results
 
 
-def _pct(fraction: float) -> str:
-    return "n/a" if math.isnan(fraction) else f"{fraction * 100:.1f} %"
-
-
 def _num(value: float, digits: int = 1) -> str:
     return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
 
@@ -311,13 +307,13 @@ def runs_table(results: Sequence[Result]) -> str:
                     str(run.viewers),
                     f"{run.rate_min:.2f} / {run.rate_median:.2f}",
                     f"{_num(run.server_ms_per_update)} ms",
-                    _pct(run.server_cores),
+                    percent(run.server_cores),
                     _num(run.kb_per_update),
                     _num(run.kb_per_second),
-                    _pct(run.renderer_per_tab),
-                    _pct(run.chromium_per_tab),
-                    f"{_pct(run.tab_task)} ({_pct(run.tab_script)})",
-                    f"{_pct(run.rest_busy)} ({_pct(run.bench_cores)})",
+                    percent(run.renderer_per_tab),
+                    percent(run.chromium_per_tab),
+                    f"{percent(run.tab_task)} ({percent(run.tab_script)})",
+                    f"{percent(run.rest_busy)} ({percent(run.bench_cores)})",
                     "held" if run.ok else "**no**",
                 )
             )

@@ -1,5 +1,6 @@
 """What every benchmark prints: a markdown table of rows, the machine it ran on, and test inputs."""
 
+import math
 import os
 import platform
 import time
@@ -66,3 +67,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("--:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage for a report's tables; "n/a" for NaN (nothing measured)."""
+    return "n/a" if math.isnan(fraction) else f"{fraction * 100:.1f} %"
