@@ -82,7 +82,8 @@ def _write_url(view: View, selection: Selection) -> None:
     """Put the view in the URL, when it is not there already (each write is a message to the browser)."""
     wanted: dict[str, list[str]] = {key: [value] for key, value in view.params().items()}
     wanted.update(selection.params())
-    if _url() != wanted and (wanted != {"window": [View().window]} or _url()):
+    current = _url()
+    if current != wanted and (wanted != {"window": [View().window]} or current):
         st.query_params.from_dict(wanted)
 
 

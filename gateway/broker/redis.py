@@ -206,14 +206,10 @@ class RedisBroker(Broker):
         # The epoch of channels nobody has published to yet; it changes when Redis loses its data.
         # Called after every (re)connect: Redis may have come back without the channel list too.
         self._listed.clear()
-        self._epoch_unsure = False
-        try:
-            await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
-            epoch = await self._redis.get(EPOCH_KEY)
-        except BaseException:
-            self._epoch_unsure = True
-            raise
+        await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
+        epoch = await self._redis.get(EPOCH_KEY)
         self._epoch = _text(epoch) if epoch else secrets.token_hex(4)
+        self._epoch_unsure = False
 
     def _fail(self, exc: BaseException) -> None:
         if self._ok:
