@@ -1,14 +1,15 @@
 """``python -m gateway``: serve the gateway with the transport settings from ``PULSE_*``.
 
-Plain ``uvicorn gateway.app:app`` works too; this entry point also hands uvicorn the WebSocket frame
-limit, keepalive and compression settings, and the request head and body deadlines and the caps on
-request heads and open HTTP connections (``gateway.handshake``), which an ASGI app cannot set for itself.
+Plain ``uvicorn gateway.app:app`` works too; this entry point also hands uvicorn what an ASGI app
+cannot set for itself: the WebSocket frame limit, keepalive and compression settings, the gateway's own
+WebSocket protocol, and the deadlines and caps on request heads, bodies and open HTTP connections
+(``gateway.transport``).
 """
 
 import uvicorn
 
-from gateway.handshake import HandshakeGuardProtocol
 from gateway.settings import get_settings
+from gateway.transport import server_protocols
 
 
 def main() -> None:
@@ -19,8 +20,7 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        http=HandshakeGuardProtocol,
-        ws="websockets-sansio",
+        **server_protocols(),
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval,

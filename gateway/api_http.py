@@ -1,6 +1,7 @@
 """The HTTP API: publish, channel list, history, health and metrics."""
 
 import asyncio
+import logging
 import math
 import time
 from typing import Annotated, Any
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.convertors import Convertor, register_url_convertor
 
-from gateway import handshake
 from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
@@ -18,6 +18,7 @@ from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
+from gateway.transport.stats import stats as transport_stats
 from shared.api import (
     CHANNEL_PAGE,
     CHANNEL_PREFIX_PATTERN,
@@ -39,6 +40,7 @@ from shared.codes import ErrorCode
 from shared.messages import MAX_HISTORY_REQUEST, StreamPosition
 from shared.payloads import INPUT_MODELS
 
+log = logging.getLogger("gateway.http")
 router = APIRouter()
 
 CHANNEL_PATTERN = f"^({'|'.join(Namespace)}):{NAME_PATTERN}$"
@@ -397,12 +399,21 @@ async def metrics(gateway: GatewayDep) -> PlainTextResponse:
         "pulse_clients_registered": float(sum(1 for _ in hub.connections)),
         "process_resident_memory_bytes": float(resident_memory()),
     }
-    refused = handshake.stats
+    transport = transport_stats
     counters = {
-        "pulse_handshake_timeouts_total": float(refused.timeouts),
-        "pulse_handshake_oversized_total": float(refused.oversized),
-        "pulse_handshake_bad_upgrades_total": float(refused.bad_upgrades),
+        "pulse_handshake_timeouts_total": float(transport.timeouts),
+        "pulse_handshake_oversized_total": float(transport.oversized),
+        "pulse_handshake_bad_upgrades_total": float(transport.bad_upgrades),
+        "pulse_transport_portable_connections_total": float(transport.portable_connections),
+        "pulse_transport_missing_capabilities_total": float(transport.missing_capabilities),
     }
     return PlainTextResponse(
         gateway.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """Handler for ``ClientDisconnect``: a client that left, or was cut off by a deadline, in the middle
+    of its body is nobody's error; this answer goes nowhere (uvicorn drops it), and no traceback is logged."""
+    log.debug("%s left before the end of its request body", request.client)
+    return Response(status_code=400)

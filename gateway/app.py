@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 
-from gateway import api_history, api_http, classic, handshake, web, ws_session
+from gateway import api_history, api_http, classic, web, ws_session
 from gateway.broker import PublishError, make_broker
 from gateway.history import make_recorder
 from gateway.hub import Hub
@@ -17,7 +17,6 @@ from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
-from gateway.wire import RawSendMiddleware
 
 log = logging.getLogger("gateway")
 
@@ -106,13 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_http.router)
     app.include_router(api_history.router)
     app.add_exception_handler(PublishError, api_http.broker_unavailable)
-    app.add_exception_handler(ClientDisconnect, handshake.client_gone)
+    app.add_exception_handler(ClientDisconnect, api_http.client_gone)
     app.include_router(classic.router)
     web.mount(app)
-    # The later one added wraps the earlier: RawSendMiddleware, outermost, keeps the server's own send
-    # for the native endpoint's direct writer.
     app.add_middleware(ws_session.NativeEndpoint)
-    app.add_middleware(RawSendMiddleware)
     return app
 
 

@@ -34,7 +34,7 @@ class Metrics:
     connections_total: int = 0
     connections_open: int = 0
     direct_writes_total: int = 0
-    """Connections whose frames were written straight to the transport (see gateway.wire)."""
+    """Connections whose frames were written straight to the transport (see gateway.transport.writers)."""
     messages_in: int = 0
     """Publications accepted (HTTP and WebSocket)."""
     messages_out: int = 0

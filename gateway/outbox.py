@@ -13,11 +13,11 @@ Direct messages (one connection to another) share the queue but not its limit: t
 their own (:meth:`Outbox.put_direct`), which refuses them when full, so another client's messages can
 never close a connection as a slow consumer.
 
-A connection with a direct sink (``gateway.wire``: frames straight to the transport) is written by one
-callback per tick that goes over every outbox queued to since the last one, with no task switch per
-connection. The connection's sender task takes over whenever the socket cannot take more (its buffer is
-over the high-water mark), waits until it can, and hands back; connections without a direct sink are
-always written by their task.
+A connection with a direct sink (``gateway.transport.writers``: frames straight to the transport) is
+written by one callback per tick that goes over every outbox queued to since the last one, with no task
+switch per connection. The connection's sender task takes over whenever the socket cannot take more (its
+buffer is over the high-water mark), waits until it can, and hands back; connections without a direct
+sink are always written by their task.
 """
 
 import asyncio

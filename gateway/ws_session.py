@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.utils import ClientDisconnected
 
 from gateway.admission import admit, close_reason
 from gateway.auth import OPEN, AuthError, Grant, verify_token
@@ -28,7 +27,8 @@ from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
 from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
-from gateway.wire import TransportWriter, writer_for
+from gateway.transport.websocket import ClientGoneError
+from gateway.transport.writers import DirectWriter, writer_for
 from shared import PROTOCOL_VERSION
 from shared.channels import Channel
 from shared.codes import CloseCode, ErrorCode
@@ -91,7 +91,7 @@ class Session:
             self._settings.client_queue_bytes,
             batch=self._settings.batch_frames and dialect.native,
             on_overflow=self._overflowed,
-            direct=writer if isinstance(writer, TransportWriter) and dialect.native else None,
+            direct=writer if isinstance(writer, DirectWriter) and dialect.native else None,
         )
         self._connection = Connection(self.client_id, identity, outbox)
         self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)
@@ -109,7 +109,7 @@ class Session:
         hub = self._gateway.hub
         self._connection.kick = self.request_close
         await hub.add(self._connection)
-        self._metrics.direct_writes_total += isinstance(self._writer, TransportWriter)
+        self._metrics.direct_writes_total += isinstance(self._writer, DirectWriter)
         if self._dialect.native:
             self.outbox.put(
                 encode(
@@ -161,7 +161,7 @@ class Session:
             error = reader.exception()
             if error is None:
                 return reader.result()
-            if isinstance(error, WebSocketDisconnect | ClientDisconnected):
+            if isinstance(error, WebSocketDisconnect | ClientGoneError):
                 return None
             log.error("client %s: op failed unexpectedly", self.client_id, exc_info=error)
             return CloseCode.INTERNAL_ERROR, "internal error"

@@ -249,12 +249,12 @@ def test_big_but_allowed_heads_bodies_and_keep_alive_are_served(start_gateway: S
 
 
 def test_the_uvicorn_command_line_takes_the_guard_with_http_flag(tmp_path: Path) -> None:
-    """``uvicorn gateway.app:app --http gateway.handshake:HandshakeGuardProtocol`` applies the same
+    """``uvicorn gateway.app:app --http gateway.transport.http_guard:HandshakeGuardProtocol`` applies the same
     deadline and cap as ``python -m gateway``."""
     port = free_port()
     server = AppProcess(
         ["-m", "uvicorn", "gateway.app:app", "--port", str(port), "--log-level", "warning",
-         "--http", "gateway.handshake:HandshakeGuardProtocol"],
+         "--http", "gateway.transport.http_guard:HandshakeGuardProtocol"],
         tmp_path,
         env={**SETTINGS, "PULSE_DATA_DIR": str(tmp_path / "data")},
         name="uvicorn",

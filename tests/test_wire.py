@@ -15,7 +15,7 @@ import pytest
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 
-from gateway.wire import _encode_frame, text_frame
+from gateway.transport.frames import _encode_frame, text_frame
 from tests.client import Client
 from tests.servers import StartGateway
 from tests.waiting import eventually

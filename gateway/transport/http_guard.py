@@ -8,51 +8,72 @@ connection whose head is not complete within ``PULSE_HANDSHAKE_TIMEOUT`` seconds
 one), answers 431 once a head passes ``PULSE_MAX_HEADER_BYTES``, and answers 408 to a request whose body
 has not ended ``PULSE_BODY_TIMEOUT`` seconds after its head. A connection past
 ``PULSE_MAX_HTTP_CONNECTIONS`` open HTTP connections is answered 503 before anything of it is parsed; a
-connection upgraded to WebSocket stops counting (``PULSE_MAX_CONNECTIONS`` bounds those). It also sends
-the 431/414/400 that websockets queues for an upgrade request it cannot parse (over 128 headers, a line
-over 8 KiB), which uvicorn's ``websockets-sansio`` protocol never writes, leaving the client waiting for
-ever.
-
+connection upgraded to WebSocket stops counting (``PULSE_MAX_CONNECTIONS`` bounds those).
 ``python -m gateway`` uses it; with the uvicorn command line pass
-``--http gateway.handshake:HandshakeGuardProtocol``.
+``--http gateway.transport.http_guard:HandshakeGuardProtocol``.
+
+It is a subclass of uvicorn's ``HttpToolsProtocol`` (uvicorn has no public hook for these deadlines) and
+relies on the parts of it listed in :data:`NEEDED`, which :func:`missing` checks at startup:
+``python -m gateway`` serves with uvicorn's plain ``httptools`` protocol instead, with a WARNING and
+``pulse_transport_missing_capabilities_total``, if any is gone.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import sys
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
-from websockets.server import ServerProtocol
 
 from gateway.settings import get_settings
+from gateway.transport.stats import stats
 
-log = logging.getLogger("gateway.handshake")
+log = logging.getLogger("gateway.transport")
+
+NEEDED: dict[str, tuple[str, ...]] = {
+    "module": ("STATUS_LINE", "RequestResponseCycle"),
+    "methods": (
+        "connection_made", "connection_lost", "data_received", "on_message_begin", "on_headers_complete",
+        "on_message_complete", "handle_websocket_upgrade",
+    ),
+    "HttpToolsProtocol.__init__": ("cycle", "server_state", "loop"),
+    "RequestResponseCycle.__init__": (
+        "response_started", "response_complete", "disconnected", "message_event", "keep_alive",
+    ),
+}  # fmt: skip
+"""What this guard uses of uvicorn's httptools protocol beyond the asyncio ``Protocol`` interface: names
+in its module, methods it overrides, and attributes it reads that the two ``__init__`` set."""
+
+
+def missing(base: type = HttpToolsProtocol) -> list[str]:
+    """The parts of :data:`NEEDED` that ``base`` (uvicorn's ``HttpToolsProtocol``, or a test double)
+    and its module lack; empty when the guard can run."""
+    module = sys.modules[base.__module__]
+    gaps = [f"{module.__name__}.{name}" for name in NEEDED["module"] if not hasattr(module, name)]
+    gaps += [
+        f"{base.__name__}.{name}" for name in NEEDED["methods"] if not callable(getattr(base, name, None))
+    ]
+    for owner, names in (
+        (base, NEEDED["HttpToolsProtocol.__init__"]),
+        (getattr(module, "RequestResponseCycle", None), NEEDED["RequestResponseCycle.__init__"]),
+    ):
+        assigned = _assigned_in_init(owner)
+        gaps += [f"{getattr(owner, '__name__', '?')}.{name}" for name in names if name not in assigned]
+    return gaps
+
+
+def _assigned_in_init(owner: type | None) -> set[str]:
+    """Attribute names ``owner.__init__`` mentions (the instance attributes it sets)."""
+    code = getattr(getattr(owner, "__init__", None), "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
 
 LINGER_SECONDS = 1.0
 """How long a refused connection is still read (and discarded) after its answer, so that a client in
 the middle of sending reads the answer instead of a reset."""
-
-
-@dataclass
-class HandshakeStats:
-    """What the guard refused in this process (for ``/metrics``), and what it holds open."""
-
-    timeouts: int = 0
-    """Connections closed because their request head was not complete in time."""
-    oversized: int = 0
-    """Request heads refused with 431 for passing ``PULSE_MAX_HEADER_BYTES``."""
-    bad_upgrades: int = 0
-    """WebSocket upgrade requests websockets could not parse, answered instead of left hanging."""
-    http_connections: int = 0
-    """HTTP connections open now, against ``PULSE_MAX_HTTP_CONNECTIONS`` (upgraded ones not counted)."""
-
-
-stats = HandshakeStats()
 
 
 class HandshakeGuardProtocol(HttpToolsProtocol):
@@ -156,22 +177,8 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
-        protocol = self.transport.get_protocol()
-        if protocol is not self:
+        if self.transport.get_protocol() is not self:
             self._release()  # a WebSocket now: PULSE_MAX_CONNECTIONS counts it, and its own close ends it
-        conn = getattr(protocol, "conn", None)
-        if (
-            isinstance(conn, ServerProtocol)
-            and conn.handshake_exc is not None
-            and not getattr(protocol, "handshake_initiated", True)
-        ):
-            stats.bad_upgrades += 1
-            answer = b"".join(conn.data_to_send())
-            if answer:
-                self.transport.write(answer)
-                self.transport.close()
-            else:
-                self._refuse(400, "invalid WebSocket handshake request")
 
     # --- refusing --------------------------------------------------------------------------------
 
@@ -224,7 +231,7 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
         """Answer ``status`` and close, or close after the response in flight if a request is running."""
         self._refused = True
         self._cancel_head_timer()
-        log.debug("refusing %s: %s", self.client, reason)
+        log.debug("refusing %s: %s", self.transport.get_extra_info("peername"), reason)
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined head went wrong while the previous response is still being written: an
             # answer now would land inside it, so close once it is done instead.
@@ -237,7 +244,7 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
         self._refused = True
         self._release()
         body = reason.encode()
-        head = [STATUS_LINE[status]]
+        head = [httptools_impl.STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head.extend((name, b": ", value, b"\r\n"))
         head.append(
@@ -254,10 +261,3 @@ class HandshakeGuardProtocol(HttpToolsProtocol):
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
-
-
-async def client_gone(request: Request, exc: Exception) -> Response:
-    """Handler for ``ClientDisconnect``: a client that left, or was cut off by a deadline, in the middle
-    of its body is nobody's error; this answer goes nowhere (uvicorn drops it), and no traceback is logged."""
-    log.debug("%s left before the end of its request body", request.client)
-    return Response(status_code=400)
