@@ -30,6 +30,7 @@ from gateway.broker import PublishError
 from gateway.broker.base import ChannelOrder, ChannelQuery
 from gateway.deps import GatewayDep
 from gateway.dialects import Apply, Dialect
+from gateway.envelope import PUB_TYPE
 from gateway.ratelimit import TokenBucket
 from gateway.settings import Settings
 from gateway.state import Gateway
@@ -81,7 +82,7 @@ class ChatDialect(Dialect):
         if message is None:
             return None
         kind = message.get("type")
-        if kind == "pub" and message.get("channel") == self.room:
+        if kind == PUB_TYPE and message.get("channel") == self.room:
             data = message["data"]
             said = {"client_id": data["sender"], "message": data["text"], "timestamp": message["ts"]}
             return json.dumps(said)
@@ -112,7 +113,7 @@ class NotificationsDialect(Dialect):
         message = _message(frame)
         if message is None:
             return None
-        if message.get("type") == "pub":
+        if message.get("type") == PUB_TYPE:
             data = message["data"]
             return json.dumps(
                 {

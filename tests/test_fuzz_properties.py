@@ -18,7 +18,7 @@ import re
 from typing import Any, TypeGuard, get_args
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -87,31 +87,15 @@ from shared.payloads import (
     Notification,
     NotificationLevel,
 )
+from tests.strategies import CHANNELS, FINITE, FUZZ, JSON_OBJECTS, JSON_VALUES, NAMES, texts
 
-# Random inputs on every run, like a fuzzer, but no example database: a failure prints its example, and
-# nothing is replayed from (or written to) a previous run's state.
-FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 QUICK = settings(FUZZ, max_examples=25)
 
 # --- strategies for valid values ------------------------------------------------------------------
 
 
-def texts(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
-    """Any text a UTF-8 frame can carry: everything but lone surrogates."""
-    return st.text(st.characters(exclude_categories=["Cs"]), min_size=min_size, max_size=max_size)
-
-
-NAMES = st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True)
-CHANNELS = st.builds("{}:{}".format, st.sampled_from([ns.value for ns in Namespace]), NAMES)
 REQUEST_IDS = st.integers() | texts(max_size=64)
 OPTIONAL_IDS = st.none() | REQUEST_IDS
-FINITE = st.floats(allow_nan=False, allow_infinity=False)
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | FINITE | texts(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts(max_size=8), inner, max_size=4),
-    max_leaves=8,
-)
-JSON_OBJECTS = st.dictionaries(texts(max_size=8), JSON_VALUES, max_size=5)
 POSITIONS = st.builds(StreamPosition, offset=st.integers(min_value=0), epoch=texts(max_size=64))
 
 CLIENT_OPS: dict[type[BaseModel], st.SearchStrategy[Any]] = {

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import to_json
 
+from gateway.envelope import pub_frame
 from shared.api import BrokerHealth
 from shared.channels import Channel
 from shared.messages import PresenceEntry, Pub, StreamPosition
@@ -38,13 +39,8 @@ class Publication(NamedTuple):
 
     @classmethod
     def create(cls, channel: str, offset: int, epoch: str, ts: float, data: dict[str, Any]) -> "Publication":
-        # The envelope by hand, not through the Pub model: this runs once per publication, and building
-        # a model to serialise it was most of the cost of ingest. Channel and epoch follow the name rules
-        # (no character needs escaping); the data was validated on the way in. Same JSON as encode(Pub).
-        frame = (
-            f'{{"type":"pub","channel":"{channel}","offset":{offset},"epoch":"{epoch}","ts":{ts!r},'
-            f'"data":{to_json(data).decode()}}}'
-        )
+        # By hand, not through the Pub model: this runs once per publication (see gateway.envelope).
+        frame = pub_frame(channel, offset, epoch, ts, to_json(data).decode())
         return cls(channel, offset, epoch, ts, data, frame)
 
     def message(self) -> Pub:

@@ -56,6 +56,7 @@ from gateway.broker.base import (
     missed_since,
     take_page,
 )
+from gateway.envelope import is_pub, json_number, lua_pieces
 from shared.api import BrokerHealth
 from shared.backoff import Backoff
 from shared.channels import Channel, Namespace
@@ -63,7 +64,7 @@ from shared.messages import PresenceEntry, StreamPosition
 
 log = logging.getLogger(__name__)
 
-PUBLISH_SCRIPT = (Path(__file__).with_name("redis_publish.lua")).read_text()
+PUBLISH_SCRIPT = lua_pieces() + Path(__file__).with_name("redis_publish.lua").read_text()
 ROTATE_EPOCH = """
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) end
 """
@@ -226,13 +227,12 @@ class RedisBroker(Broker):
         # Always a key in the channel's slot, even unused: the script's keys must all be declared.
         idempotency = f"pulse:{{{name}}}:idem:{idempotency_key or ''}"
         now = time.time()
-        ts = repr(now)
         args: list[Any] = [
             self._epoch,
             self._history_size,
             self._lifetimes[channel.namespace],
-            ts,
-            json.dumps(name),
+            json_number(now),
+            name,
             IDEMPOTENCY_SECONDS if idempotency_key else 0,
             _live(name),
             len(payloads),
@@ -461,7 +461,7 @@ class RedisBroker(Broker):
             handler.on_direct(target, frame)
             return
         name = _channel_of_live(channel_name)
-        if not text.startswith('{"type":"pub"'):
+        if not is_pub(text):
             handler.on_event(name, text)
             return
         envelope = json.loads(text)

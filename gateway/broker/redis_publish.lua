@@ -1,9 +1,11 @@
 -- One publish, atomically: the next offsets, the stream append (trimmed), the epoch, the live fan-out.
--- Every key has the channel's {hash tag}, so the script also runs on Redis Cluster.
+-- Every key has the channel's {hash tag}, so the script also runs on Redis Cluster. The pub envelope's
+-- literal pieces (PUB_OPEN ... PUB_CLOSE) are declared above this script by gateway/envelope.py, which
+-- owns the envelope's layout.
 --
 -- KEYS[1] meta hash (top, epoch)   KEYS[2] stream   KEYS[3] idempotency key
 -- ARGV[1] epoch for a new stream   ARGV[2] history size (exact MAXLEN)   ARGV[3] key TTL seconds
--- ARGV[4] ts (JSON number)          ARGV[5] channel (JSON string)          ARGV[6] idempotency TTL, 0 = none
+-- ARGV[4] ts (JSON number)          ARGV[5] channel name                   ARGV[6] idempotency TTL, 0 = none
 -- ARGV[7] pub/sub channel           ARGV[8] n                              ARGV[9..8+n] payloads (JSON)
 -- Returns {first offset, last offset, epoch, replayed (1 when the idempotency key was seen before)}.
 
@@ -29,13 +31,13 @@ end
 local n = tonumber(ARGV[8])
 local last = redis.call('HINCRBY', meta, 'top', n)
 local first = last - n + 1
-local head = '{"type":"pub","channel":' .. ARGV[5] .. ',"offset":'
-local tail = ',"epoch":"' .. epoch .. '","ts":' .. ARGV[4] .. ',"data":'
+local head = PUB_OPEN .. ARGV[5] .. PUB_OFFSET
+local tail = PUB_EPOCH .. epoch .. PUB_TS .. ARGV[4] .. PUB_DATA
 for i = 1, n do
   local offset = first + i - 1
   local data = ARGV[8 + i]
   redis.call('XADD', stream, 'MAXLEN', ARGV[2], offset .. '-1', 'd', data, 't', ARGV[4])
-  redis.call('PUBLISH', ARGV[7], head .. offset .. tail .. data .. '}')
+  redis.call('PUBLISH', ARGV[7], head .. offset .. tail .. data .. PUB_CLOSE)
 end
 redis.call('EXPIRE', meta, ARGV[3])
 redis.call('EXPIRE', stream, ARGV[3])
