@@ -23,10 +23,10 @@ from gateway.auth import OPEN, AuthError, Grant, verify_token
 from gateway.broker import Direct, PublishError
 from gateway.broker.base import ChannelLimitError
 from gateway.dialects import NATIVE, Dialect
+from gateway.frame_limits import FrameLimitError, FrameLimits
 from gateway.hub import Connection
 from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
-from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from gateway.wire import TransportWriter, writer_for
 from shared import PROTOCOL_VERSION
@@ -94,8 +94,7 @@ class Session:
             direct=writer if isinstance(writer, TransportWriter) and dialect.native else None,
         )
         self._connection = Connection(self.client_id, identity, outbox)
-        self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)
-        self._limited_in_a_row = 0
+        self._limits = FrameLimits(self._settings)
         self._close_request: asyncio.Future[CloseRequest] = asyncio.get_running_loop().create_future()
         self._timers: list[asyncio.TimerHandle] = []
 
@@ -211,22 +210,18 @@ class Session:
     # --- reading -------------------------------------------------------------------------------
 
     async def _read(self) -> CloseRequest | None:
-        limit = self._settings.max_message_bytes
+        limits = self._limits
         while True:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
                 return None
             text = message.get("text")
-            size = len(message.get("bytes") or b"") if text is None else len(text)
-            if size > limit or (text is not None and size * 4 > limit and len(text.encode()) > limit):
-                return CloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes"
-            if not self._bucket.take():
-                self._limited_in_a_row += 1
-                if self._limited_in_a_row > self._settings.client_burst:
-                    return CloseCode.POLICY_VIOLATION, "rate limit exceeded"
-                self._error(None, ErrorCode.RATE_LIMITED, f"more than {self._settings.client_rate:g} ops/s")
-                continue
-            self._limited_in_a_row = 0
+            try:
+                if not limits.admit(text, message.get("bytes")):
+                    self._error(None, ErrorCode.RATE_LIMITED, limits.rate_detail)
+                    continue
+            except FrameLimitError as refused:
+                return refused.code, refused.reason
             if text is None:
                 self._error(
                     None, ErrorCode.BAD_REQUEST, "binary frames are not part of the protocol; send JSON"
