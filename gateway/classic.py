@@ -59,6 +59,7 @@ def _error(message: dict[str, Any]) -> str:
 
 class ChatDialect(Dialect):
     native = False
+    auth_op = False
 
     def __init__(self, room: Channel) -> None:
         self.room = str(room)
@@ -100,6 +101,7 @@ class ChatDialect(Dialect):
 
 class NotificationsDialect(Dialect):
     native = False
+    auth_op = False
 
     def __init__(self, channels: list[str]) -> None:
         self.chosen = channels

@@ -18,7 +18,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.utils import ClientDisconnected
 
-from gateway.admission import admit, close_reason
+from gateway.admission import Seat, admit, close_reason
 from gateway.auth import OPEN, AuthError, Grant, verify_token
 from gateway.broker import Direct, PublishError
 from gateway.broker.base import ChannelLimitError
@@ -74,11 +74,13 @@ class Session:
         *,
         name: str | None,
         grant: Grant | None,
+        seat: Seat,
         dialect: Dialect = NATIVE,
     ) -> None:
         self._ws = websocket
         self._writer = writer_for(websocket, send_buffer=gateway.settings.socket_send_buffer)
         self._gateway = gateway
+        self._seat = seat
         self._dialect = dialect
         self._settings = gateway.settings
         self._metrics = gateway.metrics
@@ -298,6 +300,10 @@ class Session:
             raise UnauthorizedError(str(exc)) from None
         if self._grant is not None and grant.subject != self._grant.subject:
             raise ProtocolError(ErrorCode.FORBIDDEN, "a token refresh must keep the same sub", op.id)
+        over_cap = self._seat.move_to(grant.subject) if grant.subject else None
+        if over_cap is not None:
+            self.request_close(CloseCode.TRY_AGAIN_LATER, over_cap)
+            return
         self._grant = grant
         self._connection.name = grant.subject or self._connection.name
         for timer in self._timers:
@@ -356,9 +362,16 @@ class Session:
 
 async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dialect: Dialect) -> None:
     """Admit a WebSocket (``gateway.admission``) and run its session; used by every session endpoint."""
-    async with admit(websocket, gateway, name=name, auth_op=dialect.native) as admitted:
+    async with admit(websocket, gateway, name=name, auth_op=dialect.auth_op) as admitted:
         if admitted is not None:
-            await Session(websocket, gateway, name=admitted.name, grant=admitted.grant, dialect=dialect).run()
+            await Session(
+                websocket,
+                gateway,
+                name=admitted.name,
+                grant=admitted.grant,
+                seat=admitted.seat,
+                dialect=dialect,
+            ).run()
 
 
 NATIVE_PATH = "/ws"

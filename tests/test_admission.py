@@ -88,6 +88,39 @@ def test_echo_connections_count_toward_the_cap_and_the_gauge(start_gateway: Star
             assert again.recv(timeout=5) == "back"
 
 
+def refused_status(url: str, **args: object) -> int:
+    with pytest.raises(InvalidStatus) as refused, plain(url, **args):
+        pass
+    status: int = refused.value.response.status_code
+    return status
+
+
+def test_an_identity_is_capped_across_endpoints_however_its_token_came(
+    start_gateway: StartGateway,
+) -> None:
+    """alice's header-token connections on echo and chat fill her cap of two: a third is refused with 503
+    on any endpoint, and one that names her with a first-message auth op is closed with 1013. bob, and
+    alice again once a slot is free, get in."""
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_MAX_CONNECTIONS_PER_IDENTITY": "2"})
+    alice = mint_token(SECRET, "alice", ttl=60)
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    with ExitStack() as stack:
+        echo = stack.enter_context(plain(f"{base(gateway)}/ws/echo", additional_headers=as_alice))
+        stack.enter_context(plain(f"{base(gateway)}/ws/chat/lobby", additional_headers=as_alice))
+        for path in ("/ws/notifications", "/ws/echo", "/ws"):
+            assert refused_status(base(gateway) + path, additional_headers=as_alice) == 503, path
+        with Client(gateway.ws_url) as late:
+            late.send({"op": "auth", "token": alice})
+            assert close_code(late.ws) == 1013
+        bob = {"Authorization": f"Bearer {mint_token(SECRET, 'bob', ttl=60)}"}
+        with plain(f"{base(gateway)}/ws/notifications", additional_headers=bob):
+            pass
+        echo.close()
+        eventually(lambda: connections(gateway) == 1, what="alice's echo slot freed")
+        with Client(gateway.ws_url) as again:
+            assert again.request({"op": "auth", "token": alice})["name"] == "alice"
+
+
 @pytest.mark.parametrize(
     "sub",
     [
