@@ -205,7 +205,7 @@ async def _echo(websocket: WebSocket, settings: Settings) -> None:
             return
         text, data = message.get("text"), message.get("bytes")
         try:
-            limits.admit(text, data)
+            limits.admit(text, data)  # never False here: with no tolerance a limited frame raises
         except FrameLimitError as refused:
             await websocket.close(refused.code, close_reason(refused.reason))
             return
