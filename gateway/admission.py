@@ -7,6 +7,10 @@ notification endpoints and ``/ws/echo`` all come through here, so none of them c
 
 Refusals before accept are HTTP statuses (403 origin, 400 name, 503 over a connection cap). A bad token is
 accepted and closed with 4401, because browsers and most clients cannot read a handshake status.
+
+A token can also come as the first message, where the endpoint has an ``auth`` op (``/ws``): the session
+then moves the connection's seat to the token's ``sub`` (``Seat.move_to``), under the same per-identity
+cap, so an identity is capped however its token arrived. Over it, the connection closes with 1013.
 """
 
 from collections.abc import AsyncIterator
@@ -32,6 +36,58 @@ def close_reason(text: str, limit: int = 123) -> str:
     return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
+class Seat:
+    """An admitted connection's place in the connection caps, from before the accept until it ends.
+
+    Counted from before the accept: handshakes in flight count too, so a burst cannot pass the caps.
+    """
+
+    __slots__ = ("_gateway", "identity")
+
+    def __init__(self, gateway: Gateway, identity: str | None) -> None:
+        self._gateway = gateway
+        self.identity: str | None = None
+        """The identity the connection is counted under (None: under no identity, only the total)."""
+        gateway.admitted += 1
+        self._count(identity)
+
+    def move_to(self, identity: str) -> str | None:
+        """Count the connection under ``identity`` from now on (it authenticated as that after the
+        accept), so a token's ``sub`` is capped however its token arrived. Returns why not, and moves
+        nothing, when ``identity`` already holds its cap."""
+        if identity == self.identity:
+            return None
+        refusal = identity_refusal(self._gateway, identity)
+        if refusal is None:
+            self._uncount()
+            self._count(identity)
+        return refusal
+
+    def release(self) -> None:
+        self._gateway.admitted -= 1
+        self._uncount()
+
+    def _count(self, identity: str | None) -> None:
+        self.identity = identity
+        if identity is not None:
+            self._gateway.identities[identity] += 1
+
+    def _uncount(self) -> None:
+        identities, identity = self._gateway.identities, self.identity
+        if identity is not None:
+            identities[identity] -= 1
+            if identities[identity] <= 0:
+                del identities[identity]
+        self.identity = None
+
+
+def identity_refusal(gateway: Gateway, identity: str | None) -> str | None:
+    """Why one more connection for ``identity`` is refused, or None when it fits under its cap."""
+    if identity is not None and gateway.identities[identity] >= gateway.settings.max_connections_per_identity:
+        return f"too many connections for {identity}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A connection that passed admission and was accepted."""
@@ -40,6 +96,8 @@ class Admitted:
     """The ``name`` query parameter, validated (None if not given)."""
     grant: Grant | None
     """The header token's grant; None when auth is off or the client will send an ``auth`` op."""
+    seat: Seat
+    """Its place in the connection caps; the session moves it when an ``auth`` op names the client."""
 
 
 async def deny(websocket: WebSocket, status: int, text: str) -> None:
@@ -81,14 +139,12 @@ async def admit(
         await deny(websocket, 503, "too many connections")
         yield None
         return
-    if identity is not None and gateway.identities[identity] >= settings.max_connections_per_identity:
-        await deny(websocket, 503, f"too many connections for {identity}")
+    over_cap = identity_refusal(gateway, identity)
+    if over_cap is not None:
+        await deny(websocket, 503, over_cap)
         yield None
         return
-    # Counted from before the accept: handshakes in flight count too, so a burst cannot pass the caps.
-    gateway.admitted += 1
-    if identity is not None:
-        gateway.identities[identity] += 1
+    seat = Seat(gateway, identity)
     metrics = gateway.metrics
     try:
         await websocket.accept()
@@ -99,12 +155,8 @@ async def admit(
         metrics.connections_total += 1
         metrics.connections_open += 1
         try:
-            yield Admitted(name=name, grant=grant)
+            yield Admitted(name=name, grant=grant, seat=seat)
         finally:
             metrics.connections_open -= 1
     finally:
-        gateway.admitted -= 1
-        if identity is not None:
-            gateway.identities[identity] -= 1
-            if gateway.identities[identity] <= 0:
-                del gateway.identities[identity]
+        seat.release()

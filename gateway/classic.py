@@ -31,12 +31,12 @@ from gateway.broker.base import ChannelOrder, ChannelQuery
 from gateway.deps import GatewayDep
 from gateway.dialects import Apply, Dialect
 from gateway.envelope import PUB_TYPE
-from gateway.ratelimit import TokenBucket
+from gateway.frame_limits import FrameLimitError, FrameLimits
 from gateway.settings import Settings
 from gateway.state import Gateway
 from gateway.ws_session import serve
 from shared.channels import Channel, ChannelError, Namespace
-from shared.codes import CloseCode, ErrorCode
+from shared.codes import ErrorCode
 from shared.messages import ClientOp, ProtocolError, PublishOp, StreamPosition, SubscribeOp
 
 router = APIRouter()
@@ -60,6 +60,7 @@ def _error(message: dict[str, Any]) -> str:
 
 class ChatDialect(Dialect):
     native = False
+    auth_op = False
 
     def __init__(self, room: Channel) -> None:
         self.room = str(room)
@@ -101,6 +102,7 @@ class ChatDialect(Dialect):
 
 class NotificationsDialect(Dialect):
     native = False
+    auth_op = False
 
     def __init__(self, channels: list[str]) -> None:
         self.chosen = channels
@@ -195,19 +197,18 @@ async def echo(websocket: WebSocket, gateway: GatewayDep) -> None:
 
 
 async def _echo(websocket: WebSocket, settings: Settings) -> None:
-    bucket = TokenBucket(settings.client_rate, settings.client_burst)
-    limit = settings.max_message_bytes
+    # No tolerance for rate-limited frames: echo has no error frame to say one was dropped (anything it
+    # sent would read as an echo), so the first one closes with 1008.
+    limits = FrameLimits(settings, tolerated=0)
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         text, data = message.get("text"), message.get("bytes")
-        size = len(text.encode()) if text is not None else len(data or b"")
-        if size > limit:
-            await websocket.close(CloseCode.MESSAGE_TOO_BIG, close_reason(f"message over {limit} bytes"))
-            return
-        if not bucket.take():
-            await websocket.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+        try:
+            limits.admit(text, data)  # never False here: with no tolerance a limited frame raises
+        except FrameLimitError as refused:
+            await websocket.close(refused.code, close_reason(refused.reason))
             return
         if text is not None:
             await websocket.send_text(text)

@@ -18,6 +18,10 @@ Apply = Callable[[ClientOp], Awaitable[None]]
 class Dialect:
     native = True
     """Speaks the protocol itself: sends ``welcome``, packs frames into arrays, accepts every op."""
+    auth_op = True
+    """Lets a client authenticate after the accept with an ``auth`` op (within ``PULSE_AUTH_TIMEOUT``).
+    Without one, with auth on, admission wants the header token and closes a client without it with
+    4401 at once: a classic client has nothing to wait for."""
 
     def parse(self, text: str) -> ClientOp:
         """A client's text frame as an op; raises ``ProtocolError`` for bad input."""

@@ -17,15 +17,15 @@ from typing import Any, cast
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admission import admit, close_reason
+from gateway.admission import Seat, admit, close_reason
 from gateway.auth import OPEN, AuthError, Grant, verify_token
 from gateway.broker import Direct, PublishError
 from gateway.broker.base import ChannelLimitError
 from gateway.dialects import NATIVE, Dialect
+from gateway.frame_limits import FrameLimitError, FrameLimits
 from gateway.hub import Connection
 from gateway.outbox import Outbox
 from gateway.publishing import PayloadError, enrich, parse_one
-from gateway.ratelimit import TokenBucket
 from gateway.state import Gateway
 from gateway.transport.websocket import ClientGoneError
 from gateway.transport.writers import DirectWriter, writer_for
@@ -74,11 +74,13 @@ class Session:
         *,
         name: str | None,
         grant: Grant | None,
+        seat: Seat,
         dialect: Dialect = NATIVE,
     ) -> None:
         self._ws = websocket
         self._writer = writer_for(websocket, send_buffer=gateway.settings.socket_send_buffer)
         self._gateway = gateway
+        self._seat = seat
         self._dialect = dialect
         self._settings = gateway.settings
         self._metrics = gateway.metrics
@@ -94,8 +96,7 @@ class Session:
             direct=writer if isinstance(writer, DirectWriter) and dialect.native else None,
         )
         self._connection = Connection(self.client_id, identity, outbox)
-        self._bucket = TokenBucket(self._settings.client_rate, self._settings.client_burst)
-        self._limited_in_a_row = 0
+        self._limits = FrameLimits(self._settings)
         self._close_request: asyncio.Future[CloseRequest] = asyncio.get_running_loop().create_future()
         self._timers: list[asyncio.TimerHandle] = []
 
@@ -211,22 +212,18 @@ class Session:
     # --- reading -------------------------------------------------------------------------------
 
     async def _read(self) -> CloseRequest | None:
-        limit = self._settings.max_message_bytes
+        limits = self._limits
         while True:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
                 return None
             text = message.get("text")
-            size = len(message.get("bytes") or b"") if text is None else len(text)
-            if size > limit or (text is not None and size * 4 > limit and len(text.encode()) > limit):
-                return CloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes"
-            if not self._bucket.take():
-                self._limited_in_a_row += 1
-                if self._limited_in_a_row > self._settings.client_burst:
-                    return CloseCode.POLICY_VIOLATION, "rate limit exceeded"
-                self._error(None, ErrorCode.RATE_LIMITED, f"more than {self._settings.client_rate:g} ops/s")
-                continue
-            self._limited_in_a_row = 0
+            try:
+                if not limits.admit(text, message.get("bytes")):
+                    self._error(None, ErrorCode.RATE_LIMITED, limits.rate_detail)
+                    continue
+            except FrameLimitError as refused:
+                return refused.code, refused.reason
             if text is None:
                 self._error(
                     None, ErrorCode.BAD_REQUEST, "binary frames are not part of the protocol; send JSON"
@@ -303,6 +300,10 @@ class Session:
             raise UnauthorizedError(str(exc)) from None
         if self._grant is not None and grant.subject != self._grant.subject:
             raise ProtocolError(ErrorCode.FORBIDDEN, "a token refresh must keep the same sub", op.id)
+        over_cap = self._seat.move_to(grant.subject) if grant.subject else None
+        if over_cap is not None:
+            self.request_close(CloseCode.TRY_AGAIN_LATER, over_cap)
+            return
         self._grant = grant
         self._connection.name = grant.subject or self._connection.name
         for timer in self._timers:
@@ -361,9 +362,16 @@ class Session:
 
 async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dialect: Dialect) -> None:
     """Admit a WebSocket (``gateway.admission``) and run its session; used by every session endpoint."""
-    async with admit(websocket, gateway, name=name, auth_op=dialect.native) as admitted:
+    async with admit(websocket, gateway, name=name, auth_op=dialect.auth_op) as admitted:
         if admitted is not None:
-            await Session(websocket, gateway, name=admitted.name, grant=admitted.grant, dialect=dialect).run()
+            await Session(
+                websocket,
+                gateway,
+                name=admitted.name,
+                grant=admitted.grant,
+                seat=admitted.seat,
+                dialect=dialect,
+            ).run()
 
 
 NATIVE_PATH = "/ws"

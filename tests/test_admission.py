@@ -88,6 +88,82 @@ def test_echo_connections_count_toward_the_cap_and_the_gauge(start_gateway: Star
             assert again.recv(timeout=5) == "back"
 
 
+def refused_status(url: str, **args: object) -> int:
+    with pytest.raises(InvalidStatus) as refused, plain(url, **args):
+        pass
+    status: int = refused.value.response.status_code
+    return status
+
+
+def test_classic_endpoints_refused_for_a_missing_token_free_their_seat(start_gateway: StartGateway) -> None:
+    """A tokenless client closed with 4401 on any classic endpoint leaves no connection counted behind:
+    the cap still admits as many real clients as it did."""
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_MAX_CONNECTIONS": "1"})
+    for path in CLASSIC_PATHS:
+        with plain(base(gateway) + path) as ws:
+            assert close_code(ws) == 4401
+    eventually(lambda: connections(gateway) == 0, what="no refused client still counted")
+    token = {"Authorization": f"Bearer {mint_token(SECRET, 'erin', ttl=60)}"}
+    with plain(f"{base(gateway)}/ws/echo", additional_headers=token) as ws:
+        ws.send("still one seat")
+        assert ws.recv(timeout=5) == "still one seat"
+
+
+def test_every_endpoint_shares_the_global_cap(start_gateway: StartGateway) -> None:
+    """One connection on each classic endpoint fills a cap of three: a fourth is refused with 503
+    whichever endpoint it asks for, and a slot freed on one endpoint serves another."""
+    gateway = start_gateway(env={"PULSE_MAX_CONNECTIONS": "3"})
+    with ExitStack() as stack:
+        open_ = {path: stack.enter_context(plain(base(gateway) + path)) for path in CLASSIC_PATHS}
+        open_["/ws/echo"].send("here")
+        assert open_["/ws/echo"].recv(timeout=5) == "here"
+        eventually(lambda: connections(gateway) == 3, what="all three counted")
+        for path in (*CLASSIC_PATHS, "/ws"):
+            assert refused_status(base(gateway) + path) == 503, path
+        open_["/ws/chat/lobby"].close()
+        eventually(lambda: connections(gateway) == 2, what="the chat's slot freed")
+        with Client(gateway.ws_url) as native:
+            assert native.request({"op": "ping"})["type"] == "pong"
+
+
+def test_an_identity_is_capped_across_endpoints_however_its_token_came(
+    start_gateway: StartGateway,
+) -> None:
+    """alice's header-token connections on echo and chat fill her cap of two: a third is refused with 503
+    on any endpoint, and one that names her with a first-message auth op is closed with 1013. bob, and
+    alice again once a slot is free, get in."""
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_MAX_CONNECTIONS_PER_IDENTITY": "2"})
+    alice = mint_token(SECRET, "alice", ttl=60)
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    with ExitStack() as stack:
+        echo = stack.enter_context(plain(f"{base(gateway)}/ws/echo", additional_headers=as_alice))
+        stack.enter_context(plain(f"{base(gateway)}/ws/chat/lobby", additional_headers=as_alice))
+        for path in ("/ws/notifications", "/ws/echo", "/ws"):
+            assert refused_status(base(gateway) + path, additional_headers=as_alice) == 503, path
+        with Client(gateway.ws_url) as late:
+            late.send({"op": "auth", "token": alice})
+            assert close_code(late.ws) == 1013
+        bob = {"Authorization": f"Bearer {mint_token(SECRET, 'bob', ttl=60)}"}
+        with plain(f"{base(gateway)}/ws/notifications", additional_headers=bob):
+            pass
+        echo.close()
+        eventually(lambda: connections(gateway) == 1, what="alice's echo slot freed")
+        with Client(gateway.ws_url) as again:
+            assert again.request({"op": "auth", "token": alice})["name"] == "alice"
+
+
+def test_echo_closes_with_1008_at_its_first_frame_over_the_rate(start_gateway: StartGateway) -> None:
+    """Echo has no error frame to tell a client it was limited, so the first frame over the bucket
+    closes it with the same 1008 /ws sends for persistent flooding."""
+    gateway = start_gateway(env={"PULSE_CLIENT_RATE": "0.01", "PULSE_CLIENT_BURST": "2"})
+    with plain(f"{base(gateway)}/ws/echo") as ws:
+        for word in ("one", "two"):
+            ws.send(word)
+            assert ws.recv(timeout=5) == word
+        ws.send("three")
+        assert close_code(ws) == 1008
+
+
 @pytest.mark.parametrize(
     "sub",
     [
