@@ -22,7 +22,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic_core import from_json
 
 from gateway.admission import admit, close_reason, deny
@@ -210,7 +210,10 @@ async def _echo(websocket: WebSocket, settings: Settings) -> None:
         except FrameLimitError as refused:
             await websocket.close(refused.code, close_reason(refused.reason))
             return
-        if text is not None:
-            await websocket.send_text(text)
-        else:
-            await websocket.send_bytes(data or b"")
+        try:
+            if text is not None:
+                await websocket.send_text(text)
+            else:
+                await websocket.send_bytes(data or b"")
+        except WebSocketDisconnect:
+            return  # the client closed right after its message (often in the same packet)
