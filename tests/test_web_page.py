@@ -238,3 +238,21 @@ def test_auto_scroll_follows_new_messages_until_the_reader_scrolls_up(
     httpx.post(url, json={"text": "back at the bottom"}, timeout=5).raise_for_status()
     expect(page.locator("#log li.other").last).to_have_text(re.compile("back at the bottom"))
     page.wait_for_function(AT_BOTTOM_JS)
+
+
+def test_the_page_loads_without_a_failed_request_or_console_error(
+    gateway: GatewayProcess, pages: list[Page], browser: Browser
+) -> None:
+    """Every request of the page succeeds, its icon included, and the console stays clean."""
+    failed: list[str] = []
+    errors: list[str] = []
+    page = browser.new_context().new_page()
+    pages.append(page)
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{gateway.http_url}/#name=ann")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=10_000)
+    icon = httpx.get(f"{gateway.http_url}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    page.wait_for_timeout(500)
+    assert failed == [] and errors == []
