@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-scaled test bench lint check clean system-packages
+.PHONY: run run-scaled test test-latest bench lint check clean system-packages
 
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
@@ -17,6 +17,22 @@ test: $(VENV)/.dev system-packages  ## Lint, type-check and run the whole test s
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest --durations=15
+
+# The upgrade canary: the transport builds on uvicorn's protocol interface and websockets' sans-I/O
+# protocol, the dashboard on Streamlit. Their newest releases, in a venv of their own, against the tests
+# of those seams, so that drift shows the day a release comes out (CI runs it without failing on it).
+LATEST := .venv-latest
+CANARY_PACKAGES := uvicorn websockets starlette fastapi streamlit
+CANARY_TESTS := tests/test_transport.py tests/test_wire.py tests/test_ws_protocol.py \
+	tests/test_hostile_handshakes.py tests/test_dashboard_app.py
+
+test-latest: system-packages  ## The newest uvicorn, websockets, starlette, fastapi and streamlit against the transport, protocol and dashboard tests
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -r requirements-dev.txt
+	$(LATEST)/bin/python -m pip install --quiet --upgrade $(CANARY_PACKAGES)
+	@$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(uvicorn|websockets|starlette|fastapi|streamlit) '
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(CANARY_TESTS)
 
 bench: $(VENV)/.dev system-packages  ## Quick runs of every benchmark (under 5 minutes); full commands in docs/benchmarks.md
 	$(BIN)/python -m bench.fanout --quick
@@ -46,7 +62,7 @@ system-packages:
 	fi
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data
+	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache data
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
