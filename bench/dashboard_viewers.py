@@ -57,7 +57,6 @@ import argparse
 import json
 import math
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 from bench import pyspy
+from bench.checkout import baseline_checkout, describe_checkout
 from bench.report import machine, markdown_table, percent, print_report
 from bench.streamlit_probe import (
     TARGET_RATE,
@@ -94,6 +94,10 @@ VIEWPORT = {"width": 1400, "height": 1000}
 VIEWERS_PER_CORE_TARGET = 10.0
 BYTES_TARGET = 0.1
 BROWSER_TARGET, BROWSER_STRETCH = 0.10, 0.05
+
+
+DASHBOARD_PARTS = ("dashboard", "shared", ".streamlit")
+"""The folders whose uncommitted changes a variant's label mentions."""
 
 
 @dataclass(frozen=True)
@@ -158,29 +162,6 @@ class Result:
             f"neither side saturated, {where} (server {run.server_cores * 100:.0f} % of a core, "
             f"browsers' CPUs {run.rest_busy * 100:.0f} % busy)"
         )
-
-
-def git(*args: str, cwd: Path = ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def describe_checkout(path: Path) -> str:
-    commit = git("rev-parse", "--short", "HEAD", cwd=path)
-    dirty = git("status", "--porcelain", "--", "dashboard", "shared", ".streamlit", cwd=path)
-    return commit + (" with uncommitted dashboard changes" if dirty else "")
-
-
-@contextmanager
-def baseline_checkout(ref: str) -> Iterator[Path]:
-    """``ref`` checked out in a temporary ``git worktree`` (removed afterwards, whatever happens)."""
-    with tempfile.TemporaryDirectory(prefix="pulse-baseline-") as parent:
-        path = Path(parent) / "checkout"
-        git("worktree", "add", "--detach", "--quiet", str(path), ref)
-        try:
-            yield path
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
-            subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
 
 
 @contextmanager
@@ -499,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     options = tuple(_option(parser, text) for text in args.streamlit_option or ())
     shown = "".join(f", --{key} {value}" for key, value in options)
-    current = Variant("current", f"current ({describe_checkout(ROOT)}{shown})", ROOT, options)
+    current = Variant(
+        "current", f"current ({describe_checkout(ROOT, *DASHBOARD_PARTS)}{shown})", ROOT, options
+    )
     with contextmanager(_maybe_baseline)(ref) as baseline:
         variants = [current] if baseline is None else [baseline, current]
         results = run(config, variants, split)
@@ -546,7 +529,7 @@ def _maybe_baseline(ref: str | None) -> Iterator[Variant | None]:
         yield None
         return
     with baseline_checkout(ref) as path:
-        yield Variant("baseline", f"baseline ({describe_checkout(path)})", path)
+        yield Variant("baseline", f"baseline ({describe_checkout(path, *DASHBOARD_PARTS)})", path)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.checkout import baseline_checkout, describe_checkout
 from bench.report import print_report
 from tests.servers import ROOT, free_port, stop_process
 
@@ -107,9 +108,16 @@ class Server:
 
 
 def start_server(
-    kind: str, workdir: Path, *, batch: bool = True, settings: dict[str, str] | None = None, label: str = ""
+    kind: str,
+    workdir: Path,
+    *,
+    batch: bool = True,
+    settings: dict[str, str] | None = None,
+    label: str = "",
+    checkout: Path = ROOT,
 ) -> Server:
-    """Start one server; ``settings`` adds ``PULSE_*`` variables (Pulseboard), ``label`` names the variant."""
+    """Start one server; ``settings`` adds ``PULSE_*`` variables (Pulseboard), ``label`` names the variant,
+    ``checkout`` is the source tree it runs from (a baseline commit's worktree)."""
     port = free_port()
     pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
@@ -135,7 +143,7 @@ def start_server(
     else:
         args = [sys.executable, "-m", "bench.baselines.broadcast_server", "--port", str(port)]
     log = (workdir / f"{kind}-{port}.log").open("ab")
-    process = subprocess.Popen([*pin, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([*pin, *args], cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     deadline = time.monotonic() + 20
     while True:
@@ -561,19 +569,24 @@ def targets(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -> list[Result]:
+async def run_all(
+    config: Config, workdir: Path, only: list[str], quick: bool, baseline: tuple[str, Path] | None = None
+) -> list[Result]:
     results: list[Result] = []
-    kinds = [
-        ("pulseboard", True),
-        ("pulseboard", False),
-        ("floor", True),
-        ("naive", True),
-        ("broadcast", True),
+    # (kind, packing on, source tree, label): a baseline commit's Pulseboard right after the current one.
+    kinds: list[tuple[str, bool, Path, str]] = [("pulseboard", True, ROOT, "")]
+    if baseline is not None:
+        kinds.append(("pulseboard", True, baseline[1], f"baseline {baseline[0]}"))
+    kinds += [
+        ("pulseboard", False, ROOT, ""),
+        ("floor", True, ROOT, ""),
+        ("naive", True, ROOT, ""),
+        ("broadcast", True, ROOT, ""),
     ]
-    for kind, batch in kinds:
+    for kind, batch, checkout, label in kinds:
         if kind not in only:
             continue
-        server = start_server(kind, workdir, batch=batch)
+        server = start_server(kind, workdir, batch=batch, label=label, checkout=checkout)
         try:
             for n in config.full_speed_n if batch else config.full_speed_n[-1:]:
                 results.append(
@@ -603,7 +616,7 @@ async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -
             )
         finally:
             stop_process(server.process, 15, 10)
-        if batch:
+        if batch and checkout == ROOT:
             results.append(await run_idle(kind, workdir, config.idle))
     return results
 
@@ -614,6 +627,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--servers", default="pulseboard,floor,naive,broadcast", help="comma-separated subset"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run Pulseboard as of this commit (from a temporary git worktree), right after the current",
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
@@ -621,8 +639,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {LOAD_CPU})
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as temp:
-        results = uvloop.run(run_all(config, Path(temp), args.servers.split(","), args.quick))
+    with tempfile.TemporaryDirectory() as temp, contextlib.ExitStack() as stack:
+        baseline = None
+        if args.baseline:
+            path = stack.enter_context(baseline_checkout(args.baseline))
+            baseline = (describe_checkout(path), path)
+        results = uvloop.run(run_all(config, Path(temp), args.servers.split(","), args.quick, baseline))
     pinned = (
         f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if shutil.which("taskset") else "not pinned"
     )
