@@ -64,7 +64,7 @@ class Metrics:
         sample(
             "pulse_direct_write_connections_total",
             "counter",
-            "Connections written straight to the transport (no compression, uvicorn websockets-sansio).",
+            "Connections written straight to the socket (the gateway's WebSocket protocol, no compression).",
             self.direct_writes_total,
         )
         sample("pulse_messages_in_total", "counter", "Publications accepted.", self.messages_in)
