@@ -17,6 +17,7 @@ from gateway.transport import server_protocols
 from gateway.transport.http_guard import HandshakeGuardProtocol, missing
 from gateway.transport.stats import stats
 from gateway.transport.websocket import PulseWebSocketProtocol
+from gateway.transport.websocket import missing as protocol_missing
 from tests.servers import AppProcess, GatewayProcess, StartGateway, free_port
 from tests.test_wire import metric
 
@@ -187,9 +188,44 @@ class RequestResponseCycle:
     """The stand-in module's request cycle: it sets none of the attributes the guard reads."""
 
 
-def test_todays_uvicorn_has_what_the_guard_needs() -> None:
+class _ConfigWithoutPing:
+    """A stand-in for a uvicorn ``Config`` that renamed its keepalive options."""
+
+    def __init__(self) -> None:
+        self.root_path = ""
+        self.ws_max_size = 1
+        self.ws_per_message_deflate = False
+
+    def load(self) -> None:
+        self.loaded = True
+        self.loaded_app = None
+
+
+class _ServerState:
+    def __init__(self) -> None:
+        self.connections: set[object] = set()
+        self.tasks: set[object] = set()
+        self.default_headers: list[object] = []
+
+
+def test_todays_uvicorn_has_what_the_transport_needs() -> None:
     assert missing() == []
+    assert protocol_missing() == []
     assert server_protocols() == {"http": HandshakeGuardProtocol, "ws": PulseWebSocketProtocol}
+
+
+def test_a_missing_protocol_capability_switches_to_uvicorns_websocket_protocol_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gaps = protocol_missing(_ConfigWithoutPing, _ServerState)
+    assert gaps == ["_ConfigWithoutPing.ws_ping_interval", "_ConfigWithoutPing.ws_ping_timeout"]
+    monkeypatch.setattr("gateway.transport.protocol_missing", lambda: gaps)
+    before = stats.missing_capabilities
+    with caplog.at_level(logging.WARNING, logger="gateway.transport"):
+        chosen = server_protocols()
+    assert chosen == {"http": HandshakeGuardProtocol, "ws": "websockets-sansio"}
+    assert stats.missing_capabilities == before + 1
+    assert "_ConfigWithoutPing.ws_ping_interval" in caplog.records[-1].getMessage()
 
 
 def test_a_missing_capability_switches_to_the_portable_http_protocol_with_a_warning(

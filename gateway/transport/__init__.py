@@ -18,32 +18,42 @@ from typing import Any
 
 from gateway.transport.stats import stats
 from gateway.transport.websocket import PulseWebSocketProtocol
+from gateway.transport.websocket import missing as protocol_missing
 
 log = logging.getLogger("gateway.transport")
 
 PORTABLE_HTTP = "httptools"
 """uvicorn's own HTTP protocol, served when the guard cannot run on this uvicorn."""
+PORTABLE_WS = "websockets-sansio"
+"""uvicorn's own WebSocket protocol, served when the gateway's cannot run on this uvicorn."""
 
 
 def server_protocols() -> dict[str, Any]:
     """uvicorn's ``http`` and ``ws`` options for ``python -m gateway``: the guard and the gateway's own
-    WebSocket protocol, or, for the guard, uvicorn's own protocol with a WARNING and a counted missing
-    capability when this uvicorn lacks what the guard builds on."""
+    WebSocket protocol; for either whose needs this uvicorn lacks, uvicorn's own protocol instead, with a
+    WARNING and a counted missing capability."""
     try:
-        from gateway.transport.http_guard import HandshakeGuardProtocol, missing
+        from gateway.transport.http_guard import HandshakeGuardProtocol
+        from gateway.transport.http_guard import missing as guard_missing
 
-        gaps = missing()
+        guard_gaps = guard_missing()
     except ImportError as exc:  # httptools, or the module's layout, gone
-        gaps = [str(exc)]
-    http: Any = PORTABLE_HTTP
-    if gaps:
-        stats.missing_capabilities += 1
-        log.warning(
-            "uvicorn lacks %s: serving without the request head and body deadlines and the HTTP "
-            "connection cap (PULSE_HANDSHAKE_TIMEOUT, PULSE_BODY_TIMEOUT, PULSE_MAX_HEADER_BYTES, "
+        guard_gaps = [str(exc)]
+    http: Any = HandshakeGuardProtocol if not guard_gaps else PORTABLE_HTTP
+    if guard_gaps:
+        _portable(
+            guard_gaps,
+            "serving without the request head and body deadlines and the HTTP connection cap "
+            "(PULSE_HANDSHAKE_TIMEOUT, PULSE_BODY_TIMEOUT, PULSE_MAX_HEADER_BYTES, "
             "PULSE_MAX_HTTP_CONNECTIONS)",
-            ", ".join(gaps),
         )
-    else:
-        http = HandshakeGuardProtocol
-    return {"http": http, "ws": PulseWebSocketProtocol}
+    ws_gaps = protocol_missing()
+    ws: Any = PulseWebSocketProtocol if not ws_gaps else PORTABLE_WS
+    if ws_gaps:
+        _portable(ws_gaps, "serving WebSockets with uvicorn's own protocol: frames go through ASGI, slower")
+    return {"http": http, "ws": ws}
+
+
+def _portable(gaps: list[str], consequence: str) -> None:
+    stats.missing_capabilities += 1
+    log.warning("uvicorn lacks %s: %s", ", ".join(gaps), consequence)

@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.settings import get_settings
+from gateway.transport.capabilities import missing_members, unset_attributes
 from gateway.transport.stats import stats
 
 log = logging.getLogger("gateway.transport")
@@ -52,23 +53,10 @@ def missing(base: type = HttpToolsProtocol) -> list[str]:
     """The parts of :data:`NEEDED` that ``base`` (uvicorn's ``HttpToolsProtocol``, or a test double)
     and its module lack; empty when the guard can run."""
     module = sys.modules[base.__module__]
-    gaps = [f"{module.__name__}.{name}" for name in NEEDED["module"] if not hasattr(module, name)]
-    gaps += [
-        f"{base.__name__}.{name}" for name in NEEDED["methods"] if not callable(getattr(base, name, None))
-    ]
-    for owner, names in (
-        (base, NEEDED["HttpToolsProtocol.__init__"]),
-        (getattr(module, "RequestResponseCycle", None), NEEDED["RequestResponseCycle.__init__"]),
-    ):
-        assigned = _assigned_in_init(owner)
-        gaps += [f"{getattr(owner, '__name__', '?')}.{name}" for name in names if name not in assigned]
-    return gaps
-
-
-def _assigned_in_init(owner: type | None) -> set[str]:
-    """Attribute names ``owner.__init__`` mentions (the instance attributes it sets)."""
-    code = getattr(getattr(owner, "__init__", None), "__code__", None)
-    return set(code.co_names) if code is not None else set()
+    gaps = missing_members(module, NEEDED["module"]) + missing_members(base, NEEDED["methods"])
+    gaps += unset_attributes(base, "__init__", NEEDED["HttpToolsProtocol.__init__"])
+    cycle = getattr(module, "RequestResponseCycle", None)
+    return gaps + unset_attributes(cycle, "__init__", NEEDED["RequestResponseCycle.__init__"])
 
 
 LINGER_SECONDS = 1.0

@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, State
 from websockets.server import ServerProtocol
 
+from gateway.transport.capabilities import unset_attributes
 from gateway.transport.stats import stats
 
 log = logging.getLogger("gateway.transport")
@@ -58,6 +59,36 @@ LINGER_SECONDS = 1.0
 client in the middle of sending reads the answer instead of a reset."""
 
 ASGIMessage = dict[str, Any]
+
+NEEDED: dict[str, tuple[str, ...]] = {
+    "Config.__init__": (
+        "root_path",
+        "ws_max_size",
+        "ws_per_message_deflate",
+        "ws_ping_interval",
+        "ws_ping_timeout",
+    ),
+    "Config.load": ("loaded", "loaded_app"),
+    "ServerState.__init__": ("connections", "tasks", "default_headers"),
+}
+"""What uvicorn hands every protocol class that this one reads: the documented options as ``Config``
+attributes, the loaded application, and the server's registries of connections and tasks (which its
+shutdown walks)."""
+
+
+def missing(config: type | None = None, server_state: type | None = None) -> list[str]:
+    """The parts of :data:`NEEDED` this uvicorn (or the test doubles given) lacks; empty when the
+    protocol can serve."""
+    if config is None or server_state is None:
+        from uvicorn.config import Config
+        from uvicorn.server import ServerState
+
+        config, server_state = config or Config, server_state or ServerState
+    return (
+        unset_attributes(config, "__init__", NEEDED["Config.__init__"])
+        + unset_attributes(config, "load", NEEDED["Config.load"])
+        + unset_attributes(server_state, "__init__", NEEDED["ServerState.__init__"])
+    )
 
 
 class ClientGoneError(OSError):
