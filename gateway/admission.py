@@ -21,19 +21,11 @@ from fastapi import WebSocket
 from starlette.responses import PlainTextResponse
 
 from gateway.auth import AuthError, Grant, bearer_token, origin_allowed, verify_token
+from gateway.disconnect import Disconnect
 from gateway.state import Gateway
 from shared.channels import is_valid_name
-from shared.codes import CloseCode
 
 HEADER_TOKEN_ONLY = "send the token in an Authorization: Bearer header"
-
-
-def close_reason(text: str, limit: int = 123) -> str:
-    """``text`` cut to what a close frame can carry (125 bytes less the code), on a character boundary."""
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text
-    return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
 class Seat:
@@ -149,7 +141,8 @@ async def admit(
     try:
         await websocket.accept()
         if rejected:
-            await websocket.close(CloseCode.UNAUTHORIZED, close_reason(rejected))
+            refused = Disconnect.unauthorized(rejected)
+            await websocket.close(refused.code, refused.reason)
             yield None
             return
         metrics.connections_total += 1

@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 
-from gateway import api_history, api_http, classic, web, ws_session
+from gateway import api_history, api_http, classic, web
 from gateway.broker import PublishError, make_broker
+from gateway.chat import ChatAnnouncements
 from gateway.history import make_recorder
 from gateway.hub import Hub
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
+from gateway.session.endpoint import NativeEndpoint
 from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
+from shared.channels import Namespace
 
 log = logging.getLogger("gateway")
 
@@ -67,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = Hub(
             broker,
             metrics,
-            max_subscriptions=settings.max_subscriptions,
             direct_queue_bytes=settings.direct_queue_bytes,
         )
         recorder = make_recorder(settings)
@@ -79,7 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await recorder.start()
         await broker.start(hub)
         app.state.gateway = Gateway(
-            settings=settings, broker=broker, hub=hub, metrics=metrics, recorder=recorder
+            settings=settings,
+            broker=broker,
+            hub=hub,
+            metrics=metrics,
+            recorder=recorder,
+            membership={Namespace.CHAT: ChatAnnouncements(broker)},
         )
         if not settings.auth_enabled:
             log.warning(
@@ -108,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ClientDisconnect, api_http.client_gone)
     app.include_router(classic.router)
     web.mount(app)
-    app.add_middleware(ws_session.NativeEndpoint)
+    app.add_middleware(NativeEndpoint)
     return app
 
 

@@ -25,16 +25,16 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic_core import from_json
 
-from gateway.admission import admit, close_reason, deny
+from gateway.admission import admit, deny
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelOrder, ChannelQuery
 from gateway.deps import GatewayDep
-from gateway.dialects import Apply, Dialect
+from gateway.dialects import Apply, Translated
 from gateway.envelope import PUB_TYPE
 from gateway.frame_limits import FrameLimitError, FrameLimits
+from gateway.session.endpoint import serve
 from gateway.settings import Settings
 from gateway.state import Gateway
-from gateway.ws_session import serve
 from shared.channels import Channel, ChannelError, Namespace
 from shared.codes import ErrorCode
 from shared.messages import ClientOp, ProtocolError, PublishOp, StreamPosition, SubscribeOp
@@ -58,10 +58,7 @@ def _error(message: dict[str, Any]) -> str:
     return json.dumps({"error": message.get("code"), "detail": message.get("detail")})
 
 
-class ChatDialect(Dialect):
-    native = False
-    auth_op = False
-
+class ChatDialect(Translated):
     def __init__(self, room: Channel) -> None:
         self.room = str(room)
 
@@ -100,10 +97,7 @@ class ChatDialect(Dialect):
         await apply(SubscribeOp(op="subscribe", channel=self.room))
 
 
-class NotificationsDialect(Dialect):
-    native = False
-    auth_op = False
-
+class NotificationsDialect(Translated):
     def __init__(self, channels: list[str]) -> None:
         self.chosen = channels
         """The channels asked for; empty: every ``notify:`` channel, as they appear."""
@@ -208,7 +202,7 @@ async def _echo(websocket: WebSocket, settings: Settings) -> None:
         try:
             limits.admit(text, data)  # never False here: with no tolerance a limited frame raises
         except FrameLimitError as refused:
-            await websocket.close(refused.code, close_reason(refused.reason))
+            await websocket.close(refused.disconnect.code, refused.disconnect.reason)
             return
         try:
             if text is not None:

@@ -6,18 +6,17 @@ connection with 1009. A frame over the connection's token bucket (``PULSE_CLIENT
 ``PULSE_CLIENT_BURST``) is dropped; more than ``tolerated`` of those in a row close it with 1008.
 """
 
+from gateway.disconnect import Disconnect
 from gateway.ratelimit import TokenBucket
 from gateway.settings import Settings
-from shared.codes import CloseCode
 
 
 class FrameLimitError(Exception):
-    """The frame ends the connection: close with ``code`` and ``reason``."""
+    """The frame ends the connection, with ``disconnect``."""
 
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    def __init__(self, disconnect: Disconnect) -> None:
+        super().__init__(disconnect.reason)
+        self.disconnect = disconnect
 
 
 class FrameLimits:
@@ -44,11 +43,11 @@ class FrameLimits:
         # most frames are never encoded just to be measured.
         size = len(data or b"") if text is None else len(text)
         if size > limit or (text is not None and size * 4 > limit and len(text.encode()) > limit):
-            raise FrameLimitError(CloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes")
+            raise FrameLimitError(Disconnect.message_too_big(limit))
         if self._bucket.take():
             self._limited_in_a_row = 0
             return True
         self._limited_in_a_row += 1
         if self._limited_in_a_row > self._tolerated:
-            raise FrameLimitError(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            raise FrameLimitError(Disconnect.RATE_LIMIT)
         return False

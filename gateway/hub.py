@@ -1,16 +1,19 @@
-"""Fan-out: which local connections want which channel, and handing them each publication.
+"""Fan-out: which local connections want which channel, and handing them each publication's frame.
 
-Delivery never awaits: the hub appends the publication's prebuilt frame to each subscriber's outbox.
-A channel's publications (and chat events) of one event-loop tick are collected first and handed out
-together at the end of it, packed into one JSON array built once for every subscriber: a tick with k
-publications costs each subscriber one outbox entry, not k. Whoever joins or leaves a channel first has
-that channel's collected publications handed out, so each goes to exactly the subscribers it had when
-it was published.
+The hub knows frames, not the protocol: publications arrive with their frame built (the broker's
+envelope), chat events arrive encoded, and a subscriber's ``subscribed`` reply is encoded by the session
+(``gateway.session``). Checking ops, presence and chat announcements are the session's too.
 
-A new subscription is first *pending* (it collects live publications in a list) while its history is
-read; then history, and the pending publications newer than the history, go to the outbox and the
-subscription turns *live*. Reading history can await (a shared broker), so this is what keeps
-resume free of gaps and duplicates.
+Delivery never awaits: the hub appends the frame to each subscriber's outbox. A channel's publications
+(and chat events) of one event-loop tick are collected first and handed out together at the end of it,
+packed into one JSON array built once for every subscriber: a tick with k publications costs each
+subscriber one outbox entry, not k. Whoever joins or leaves a channel first has that channel's collected
+publications handed out, so each goes to exactly the subscribers it had when it was published.
+
+A new subscription is first *pending* (:meth:`Hub.join`: it collects live publications in a list) while
+its history is read; then (:meth:`Hub.go_live`) the reply, the history and the pending publications newer
+than the history go to the outbox and the subscription turns *live*. Reading history can await (a shared
+broker), so this is what keeps resume free of gaps and duplicates.
 
 A replay may take at most half of the subscriber's free outbox room: more would close it as a slow
 consumer at once, and it would come back with the same ``since`` forever. A resume that does not fit
@@ -22,22 +25,12 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gateway.broker import Broker, Direct, Publication, PublishError
+from gateway.broker import Broker, Direct, Publication
+from gateway.disconnect import Disconnect
 from gateway.metrics import Metrics
 from gateway.outbox import MAX_PACKED_CHARS, Outbox
-from shared.channels import Channel, Namespace
-from shared.codes import ErrorCode
-from shared.messages import (
-    Join,
-    Leave,
-    PresenceEntry,
-    ProtocolError,
-    RequestId,
-    StreamPosition,
-    Subscribed,
-    Unsubscribed,
-    encode,
-)
+from shared.channels import Channel
+from shared.messages import PresenceEntry, StreamPosition
 
 log = logging.getLogger(__name__)
 
@@ -50,50 +43,76 @@ class Connection:
     name: str
     outbox: Outbox
     channels: set[str] = field(default_factory=set)
-    kick: Callable[[int, str], None] = field(default=lambda code, reason: None, repr=False)
-    """Closes the connection with a code and reason (the session's ``request_close``)."""
+    """Channels it is subscribed to, live or pending."""
+    kick: Callable[[Disconnect], None] = field(default=lambda disconnect: None, repr=False)
+    """Closes the connection (the session's close policy)."""
 
     @property
     def presence(self) -> PresenceEntry:
         return PresenceEntry(client_id=self.client_id, name=self.name)
 
 
+class ChannelRecord:
+    """Everything the hub keeps for one channel with local subscribers."""
+
+    __slots__ = ("listening", "live", "pending", "subscribers", "tick")
+
+    def __init__(self) -> None:
+        self.live: set[Outbox] = set()
+        self.pending: dict[Connection, list[Publication]] = {}
+        """Subscriptions whose history is being read, each with the publications it missed meanwhile."""
+        self.subscribers = 0
+        """Local subscriptions, live or pending: the broker hears of the first and the last."""
+        self.tick: list[str] | None = None
+        """Frames collected since the last hand-out, for the live subscribers."""
+        self.listening: asyncio.Future[None] | None = None
+        """Set while the first local subscriber waits for the broker to start listening: later
+        subscribers wait for the same future, so none reads history before the broker listens."""
+
+
+@dataclass(slots=True)
+class Joining:
+    """A pending subscription whose history was read: what :meth:`Hub.go_live` hands out."""
+
+    connection: Connection
+    channel: str
+    position: StreamPosition
+    """The channel's latest offset and epoch when the history was read."""
+    recovered: bool
+    replay: list[Publication]
+    """The history that fits the subscriber's outbox, oldest first."""
+
+
 class Hub:
-    def __init__(
-        self, broker: Broker, metrics: Metrics, *, max_subscriptions: int, direct_queue_bytes: int
-    ) -> None:
+    def __init__(self, broker: Broker, metrics: Metrics, *, direct_queue_bytes: int) -> None:
         self._broker = broker
         self._metrics = metrics
-        self._max_subscriptions = max_subscriptions
         self._direct_queue_bytes = direct_queue_bytes
         """Direct-message characters one connection may have queued (outside its slow-consumer limit)."""
-        self._live: dict[str, set[Outbox]] = {}
-        self._pending: dict[str, dict[Connection, list[Publication]]] = {}
-        self._local: dict[str, int] = {}
-        """Local subscriptions per channel, live or pending: the broker hears of the first and last."""
+        self._channels: dict[str, ChannelRecord] = {}
         self._clients: dict[str, Connection] = {}
-        self._this_tick: dict[str, list[str]] = {}
-        """Frames published per channel since the last hand-out, for the live subscribers."""
-        self._listening: dict[str, asyncio.Future[None]] = {}
-        """Channels whose first local subscriber is waiting for the broker to start listening: later
-        subscribers wait for the same future, so none reads history before the broker listens."""
+        self._due: dict[ChannelRecord, None] = {}
+        """Channels with frames collected since the last hand-out, in the order they are handed out."""
 
     # --- BrokerHandler -------------------------------------------------------------------------
 
     def on_publication(self, publication: Publication) -> None:
-        channel = publication.channel
-        pending = self._pending.get(channel)
+        record = self._channels.get(publication.channel)
+        if record is None:
+            return
+        pending = record.pending
         if pending:
             for waiting in pending.values():
                 waiting.append(publication)
-        live = self._live.get(channel)
+        live = record.live
         if live:
-            self._collect(channel, publication.frame)
+            self._collect(record, publication.frame)
             self._metrics.messages_out += len(live)
 
     def on_event(self, channel: str, frame: str) -> None:
-        if self._live.get(channel):
-            self._collect(channel, frame)
+        record = self._channels.get(channel)
+        if record is not None and record.live:
+            self._collect(record, frame)
 
     def on_direct(self, client_id: str, frame: str) -> Direct:
         connection = self._clients.get(client_id)
@@ -105,37 +124,38 @@ class Hub:
         return Direct.QUEUED
 
     def on_gap(self, channel: str) -> None:
-        # The broker lost publications of this channel: a subscriber kept live would never notice. It
-        # reconnects (1013 is a reconnect code), resumes with `since`, and gets `recovered: false`.
         for connection in list(self._clients.values()):
             if channel in connection.channels:
-                connection.kick(1013, f"{channel}: publications lost in the broker; resubscribe")
+                connection.kick(Disconnect.stream_lost(channel))
 
     # --- the per-tick hand-out ----------------------------------------------------------------
 
-    def _collect(self, channel: str, frame: str) -> None:
-        collected = self._this_tick.get(channel)
-        if collected is not None:
-            collected.append(frame)
+    def _collect(self, record: ChannelRecord, frame: str) -> None:
+        tick = record.tick
+        if tick is not None:
+            tick.append(frame)
             return
-        if not self._this_tick:
+        if not self._due:
             asyncio.get_running_loop().call_soon(self._hand_out)
-        self._this_tick[channel] = [frame]
+        record.tick = [frame]
+        self._due[record] = None
 
     def _hand_out(self) -> None:
-        collected, self._this_tick = self._this_tick, {}
-        for channel, frames in collected.items():
-            self._deliver(channel, frames)
+        due, self._due = self._due, {}
+        for record in due:
+            self._deliver(record)
 
-    def _settle(self, channel: str) -> None:
+    def _settle(self, record: ChannelRecord) -> None:
         """Hand out the channel's collected frames now: its set of subscribers is about to change."""
-        frames = self._this_tick.pop(channel, None)
-        if frames:
-            self._deliver(channel, frames)
+        if self._due.pop(record, 0) is None:
+            self._deliver(record)
 
-    def _deliver(self, channel: str, frames: list[str]) -> None:
-        live = self._live.get(channel)
-        if not live:
+    @staticmethod
+    def _deliver(record: ChannelRecord) -> None:
+        frames = record.tick
+        record.tick = None
+        live = record.live
+        if not frames or not live:
             return
         if len(frames) == 1:
             frame = frames[0]
@@ -157,140 +177,116 @@ class Hub:
         self._clients[connection.client_id] = connection
         await self._broker.client_added(connection.client_id)
 
-    async def remove(self, connection: Connection) -> None:
-        """Forget a closed connection: drop its subscriptions and presence, tell chat rooms it left.
+    async def remove(self, connection: Connection) -> list[Channel]:
+        """Forget a closed connection and drop its subscriptions; returns the channels it was live in.
 
-        Idempotent: a session removes its connection before the close handshake and again when done.
+        Idempotent (a session removes its connection before the close handshake and again when done):
+        a second call returns nothing.
         """
         if self._clients.get(connection.client_id) is connection:
             del self._clients[connection.client_id]
             await self._broker.client_removed(connection.client_id)
-        for channel in list(connection.channels):
-            await self._leave(connection, Channel.parse(channel))
+        was_live: list[Channel] = []
+        for name in list(connection.channels):
+            channel = Channel.parse(name)
+            if await self.leave(connection, channel):
+                was_live.append(channel)
+        return was_live
 
     @property
     def connections(self) -> Iterable[Connection]:
         return self._clients.values()
 
     def subscribers(self, channel: str) -> int:
-        return self._local.get(channel, 0)
+        record = self._channels.get(channel)
+        return 0 if record is None else record.subscribers
 
     # --- subscriptions -------------------------------------------------------------------------
 
-    async def subscribe(
+    async def join(
         self,
         connection: Connection,
         channel: Channel,
         *,
         since: StreamPosition | None = None,
-        history: int | None = None,
-        ref: RequestId | None = None,
-    ) -> None:
+        history: int = 0,
+    ) -> Joining | None:
+        """Subscribe ``connection`` as pending and read its history: ``since`` a position, or the
+        newest ``history``. None when it left while the history was read. Raises the broker's errors
+        (the subscription is then dropped). Call :meth:`go_live` next, with no await in between: the
+        replay was fitted to the outbox as it is now."""
         name = str(channel)
-        if name in connection.channels:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"already subscribed to {name}", ref)
-        if len(connection.channels) >= self._max_subscriptions:
-            raise ProtocolError(
-                ErrorCode.TOO_LARGE,
-                f"at most {self._max_subscriptions} subscriptions per connection: {name} is not subscribed",
-                ref,
-            )
-        if since is not None and history is not None:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "give either 'since' or 'history', not both", ref)
         connection.channels.add(name)
+        record = self._channels.get(name)
+        if record is None:
+            record = self._channels[name] = ChannelRecord()
         waiting: list[Publication] = []
-        self._pending.setdefault(name, {})[connection] = waiting
+        record.pending[connection] = waiting
         try:
-            await self._count_local(channel, +1)
+            await self._count_local(channel, record, +1)
             if since is not None:
                 result = await self._broker.history(channel, since=since)
             else:
-                result = await self._broker.history(channel, limit=history or 0)
-        except PublishError as exc:
-            await self._drop(connection, channel)
-            raise ProtocolError(ErrorCode.UNAVAILABLE, f"cannot subscribe now: {exc}", ref) from None
+                result = await self._broker.history(channel, limit=history)
         except BaseException:
             await self._drop(connection, channel)
             raise
-        if self._pending.get(name, {}).pop(connection, None) is None:
-            return  # unsubscribed or disconnected while history was read
-        outbox = connection.outbox
-        budget = outbox.room // 2 - sum(len(publication.frame) for publication in waiting)
+        if connection not in record.pending:
+            return None
+        budget = connection.outbox.room // 2 - sum(len(publication.frame) for publication in waiting)
         replay, recovered = _fit(result.publications, budget), result.recovered
         if since is not None and len(replay) < len(result.publications):
             replay, recovered = [], False
-        outbox.put(
-            encode(
-                Subscribed(
-                    ref=ref,
-                    channel=name,
-                    offset=result.position.offset,
-                    epoch=result.position.epoch,
-                    recovered=recovered,
-                )
-            )
-        )
-        for publication in replay:
+        return Joining(connection, name, result.position, recovered, replay)
+
+    def go_live(self, joining: Joining, reply: str) -> bool:
+        """Queue ``reply`` (the encoded ``subscribed``), the replay and the publications that came while
+        the history was read, then deliver to the subscription live. False when it left meanwhile."""
+        record = self._channels.get(joining.channel)
+        connection = joining.connection
+        waiting = None if record is None else record.pending.pop(connection, None)
+        if record is None or waiting is None:
+            return False
+        outbox = connection.outbox
+        outbox.put(reply)
+        for publication in joining.replay:
             outbox.put(publication.frame)
-        newest = result.position.offset
+        newest = joining.position.offset
         for publication in waiting:
             if publication.offset > newest:
                 outbox.put(publication.frame)
-        self._settle(name)
-        self._live.setdefault(name, set()).add(outbox)
-        await self._broker.presence_add(channel, connection.presence)
-        if channel.namespace is Namespace.CHAT:
-            await self._broker.publish_event(
-                channel, encode(Join(channel=name, client_id=connection.client_id, name=connection.name))
-            )
+        self._settle(record)
+        record.live.add(outbox)
+        return True
 
-    async def unsubscribe(self, connection: Connection, channel: Channel, *, ref: RequestId | None) -> None:
-        name = str(channel)
-        if name not in connection.channels:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"not subscribed to {name}", ref)
-        await self._leave(connection, channel)
-        connection.outbox.put(encode(Unsubscribed(ref=ref, channel=name)))
-
-    async def _leave(self, connection: Connection, channel: Channel) -> None:
-        was_live = connection.outbox in self._live.get(str(channel), ())
+    async def leave(self, connection: Connection, channel: Channel) -> bool:
+        """Drop the connection's subscription to ``channel``; whether it was live (not still pending)."""
+        record = self._channels.get(str(channel))
+        was_live = record is not None and connection.outbox in record.live
         await self._drop(connection, channel)
-        if not was_live:
-            return
-        await self._broker.presence_remove(channel, connection.client_id)
-        if channel.namespace is Namespace.CHAT:
-            await self._broker.publish_event(
-                channel,
-                encode(Leave(channel=str(channel), client_id=connection.client_id, name=connection.name)),
-            )
+        return was_live
 
     async def _drop(self, connection: Connection, channel: Channel) -> None:
         name = str(channel)
         if name not in connection.channels:
             return
         connection.channels.discard(name)
-        pending = self._pending.get(name)
-        if pending is not None:
-            pending.pop(connection, None)
-            if not pending:
-                del self._pending[name]
-        live = self._live.get(name)
-        if live is not None:
-            self._settle(name)
-            live.discard(connection.outbox)
-            if not live:
-                del self._live[name]
-        await self._count_local(channel, -1)
+        record = self._channels[name]
+        record.pending.pop(connection, None)
+        if connection.outbox in record.live:
+            self._settle(record)
+            record.live.discard(connection.outbox)
+        await self._count_local(channel, record, -1)
 
-    async def _count_local(self, channel: Channel, delta: int) -> None:
+    async def _count_local(self, channel: Channel, record: ChannelRecord, delta: int) -> None:
+        record.subscribers += delta
+        count = record.subscribers
         name = str(channel)
-        count = self._local.get(name, 0) + delta
-        if count > 0:
-            self._local[name] = count
-        else:
-            self._local.pop(name, None)
+        if count == 0 and self._channels.get(name) is record:
+            del self._channels[name]
         if delta > 0 and count == 1:
             started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._listening[name] = started
+            record.listening = started
             try:
                 await self._broker.subscribe(channel)
                 started.set_result(None)
@@ -299,10 +295,10 @@ class Hub:
                 started.exception()  # retrieved here: the waiters below re-raise it
                 raise
             finally:
-                if self._listening.get(name) is started:
-                    del self._listening[name]
+                if record.listening is started:
+                    record.listening = None
         elif delta > 0:
-            waiting = self._listening.get(name)
+            waiting = record.listening
             if waiting is not None:
                 await asyncio.shield(waiting)
         elif delta < 0 and count == 0:

@@ -106,6 +106,12 @@ class ProtocolError(Exception):
         self.ref = ref
 
 
+def unknown_op(op: object, ref: RequestId | None) -> ProtocolError:
+    """The error for an ``op`` the gateway does not know, naming the ones it does."""
+    known = ", ".join(_OPS)
+    return ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {str(op)[:40]!r}; known ops: {known}", ref)
+
+
 def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
     """A short human-readable summary: ``where: what`` for the first few problems."""
     parts = []
@@ -149,8 +155,7 @@ def parse_client_op(frame: str | bytes) -> ClientOp:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "missing 'op'", ref)
     model = _OPS.get(op) if isinstance(op, str) else None
     if model is None:
-        known = ", ".join(_OPS)
-        raise ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {str(op)[:40]!r}; known ops: {known}", ref)
+        raise unknown_op(op, ref)
     try:
         parsed: ClientOp = model.model_validate(raw)  # type: ignore[assignment]
     except ValidationError as exc:

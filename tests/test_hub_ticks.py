@@ -11,6 +11,7 @@ from gateway.broker.memory import MemoryBroker
 from gateway.hub import Connection, Hub
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+from gateway.session.subscriptions import Subscriptions
 from shared.channels import Channel
 
 CHANNEL = Channel.parse("data:ticks")
@@ -41,11 +42,12 @@ class Sink:
         return out
 
 
-async def started_hub() -> tuple[MemoryBroker, Hub]:
+async def started_hub() -> tuple[MemoryBroker, Subscriptions]:
+    """A hub on a memory broker, subscribed to through the session layer (which encodes the replies)."""
     broker = MemoryBroker(history_size=100, history_ttl=3600, store=None)
-    hub = Hub(broker, Metrics(), max_subscriptions=10, direct_queue_bytes=64 * 1024)
+    hub = Hub(broker, Metrics(), direct_queue_bytes=64 * 1024)
     await broker.start(hub)
-    return broker, hub
+    return broker, Subscriptions(hub, broker, max_per_connection=10, membership={})
 
 
 def subscriber(name: str, sink: Sink, *, batch: bool = True, limit: int = 1 << 20) -> Connection:
@@ -62,7 +64,7 @@ def pub_values(messages: list[dict[str, Any]]) -> list[float]:
 
 def test_a_ticks_publications_are_one_packed_frame_built_once_for_every_subscriber() -> None:
     async def run() -> tuple[Sink, Sink, Sink]:
-        broker, hub = await started_hub()
+        broker, subscriptions = await started_hub()
         packed, packed_too, unpacked = Sink(), Sink(), Sink()
         connections = [
             subscriber("a", packed),
@@ -70,7 +72,7 @@ def test_a_ticks_publications_are_one_packed_frame_built_once_for_every_subscrib
             subscriber("c", unpacked, batch=False),
         ]
         for connection in connections:
-            await hub.subscribe(connection, CHANNEL)
+            await subscriptions.subscribe(connection, CHANNEL)
         await asyncio.sleep(0.01)
         for sink in (packed, packed_too, unpacked):
             sink.writes.clear()
@@ -93,11 +95,11 @@ def test_a_subscriber_joining_within_the_tick_gets_each_publication_once() -> No
     replay only, and the publication after the join arrives live."""
 
     async def run() -> tuple[Sink, Sink]:
-        broker, hub = await started_hub()
+        broker, subscriptions = await started_hub()
         early, late = Sink(), Sink()
-        await hub.subscribe(subscriber("early", early), CHANNEL)
+        await subscriptions.subscribe(subscriber("early", early), CHANNEL)
         await broker.publish(CHANNEL, points(1))
-        await hub.subscribe(subscriber("late", late), CHANNEL, history=10)
+        await subscriptions.subscribe(subscriber("late", late), CHANNEL, history=10)
         await broker.publish(CHANNEL, points(2))
         await asyncio.sleep(0.01)
         await broker.close()
@@ -111,13 +113,13 @@ def test_a_subscriber_joining_within_the_tick_gets_each_publication_once() -> No
 
 def test_a_subscriber_leaving_within_the_tick_gets_what_was_published_before_it_left() -> None:
     async def run() -> tuple[Sink, Sink]:
-        broker, hub = await started_hub()
+        broker, subscriptions = await started_hub()
         leaving, staying = Sink(), Sink()
         connection = subscriber("leaving", leaving)
-        await hub.subscribe(connection, CHANNEL)
-        await hub.subscribe(subscriber("staying", staying), CHANNEL)
+        await subscriptions.subscribe(connection, CHANNEL)
+        await subscriptions.subscribe(subscriber("staying", staying), CHANNEL)
         await broker.publish(CHANNEL, points(1, 2))
-        await hub.unsubscribe(connection, CHANNEL, ref=7)
+        await subscriptions.unsubscribe(connection, CHANNEL, ref=7)
         await broker.publish(CHANNEL, points(3))
         await asyncio.sleep(0.01)
         await broker.close()
@@ -138,9 +140,9 @@ def test_an_overflowing_outbox_counts_the_messages_it_dropped_packed_or_not() ->
             return False
 
     async def run() -> tuple[Outbox, int]:
-        broker, hub = await started_hub()
+        broker, subscriptions = await started_hub()
         connection = subscriber("stuck", Stuck(), limit=2_000)
-        await hub.subscribe(connection, CHANNEL)
+        await subscriptions.subscribe(connection, CHANNEL)
         await asyncio.sleep(0.01)
         sent = 0
         while not connection.outbox.overflowed:
