@@ -133,9 +133,7 @@ class Session:
                 self._policy.end(refused.disconnect)
                 return
             if text is None:
-                ops.error(
-                    None, ErrorCode.BAD_REQUEST, "binary frames are not part of the protocol; send JSON"
-                )
+                ops.error(None, ErrorCode.BAD_REQUEST, BINARY_REFUSED)
                 continue
             try:
                 op = self._dialect.parse(text)
