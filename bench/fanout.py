@@ -49,7 +49,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.checkout import baseline_checkout, describe_checkout
-from bench.report import print_report
+from bench.report import markdown_table, print_report
 from tests.servers import ROOT, free_port, stop_process
 
 SERVER_CPU, LOAD_CPU = 0, 1
@@ -411,6 +411,58 @@ def pooled(server: Server, scenario: str, runs: list[Run], *, stuck: bool = Fals
     )
 
 
+Scenario = tuple[str, int, int | None]
+"""A name, the number of subscribers, and the publisher's rate (None: as fast as it can)."""
+
+
+async def interleaved(
+    servers: dict[str, Server], scenarios: Sequence[Scenario], seconds: float, drain: float, repeats: int
+) -> list[Result]:
+    """Each scenario run ``repeats`` times on every server in turn, so that every server sees the same
+    stretches of a shared machine's noise, then pooled per server (in the order of ``servers``)."""
+    results: list[Result] = []
+    for scenario, n, rate in scenarios:
+        runs: dict[str, list[Run]] = {key: [] for key in servers}
+        for _ in range(repeats):
+            for key, server in servers.items():
+                runs[key].append(await measure(server, n, rate, seconds, drain))
+        results += [pooled(servers[key], scenario, runs[key]) for key in servers]
+    return results
+
+
+def ratio_table(results: list[Result], per_scenario: int) -> str:
+    """Pooled results, ``per_scenario`` servers per scenario, each with its throughput and p99 as a
+    ratio of the scenario's first server."""
+    rows = []
+    for first in range(0, len(results), per_scenario):
+        reference = results[first]
+        for result in results[first : first + per_scenario]:
+            rows.append(
+                [
+                    result.scenario,
+                    result.server,
+                    f"{result.delivered_per_s:,.0f}",
+                    f"{result.delivered_pct:.1f}",
+                    _ms_or_dash(result.p50_ms),
+                    _ms_or_dash(result.p99_ms),
+                    "-" if result.cpu_us is None else f"{result.cpu_us:.2f}",
+                    _ratio(result.delivered_per_s, reference.delivered_per_s),
+                    _ratio(result.p99_ms, reference.p99_ms),
+                ]
+            )
+    header = ["Scenario", "Server", "Delivered msg/s", "% delivered", "p50", "p99", "CPU µs/msg",
+              "msg/s ratio", "p99 ratio"]  # fmt: skip
+    return markdown_table(header, rows, [False, False, True, True, True, True, True, True, True])
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}" if value is not None and reference else "-"
+
+
+def _ms_or_dash(milliseconds: float | None) -> str:
+    return "-" if milliseconds is None else f"{milliseconds:.1f} ms"
+
+
 async def run_fanout(
     server: Server, scenario: str, n: int, rate: int | None, seconds: float, drain: float, *, repeats: int = 1
 ) -> Result:
@@ -569,24 +621,19 @@ def targets(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-async def run_all(
-    config: Config, workdir: Path, only: list[str], quick: bool, baseline: tuple[str, Path] | None = None
-) -> list[Result]:
+async def run_all(config: Config, workdir: Path, only: list[str], quick: bool) -> list[Result]:
     results: list[Result] = []
-    # (kind, packing on, source tree, label): a baseline commit's Pulseboard right after the current one.
-    kinds: list[tuple[str, bool, Path, str]] = [("pulseboard", True, ROOT, "")]
-    if baseline is not None:
-        kinds.append(("pulseboard", True, baseline[1], f"baseline {baseline[0]}"))
-    kinds += [
-        ("pulseboard", False, ROOT, ""),
-        ("floor", True, ROOT, ""),
-        ("naive", True, ROOT, ""),
-        ("broadcast", True, ROOT, ""),
+    kinds = [
+        ("pulseboard", True),
+        ("pulseboard", False),
+        ("floor", True),
+        ("naive", True),
+        ("broadcast", True),
     ]
-    for kind, batch, checkout, label in kinds:
+    for kind, batch in kinds:
         if kind not in only:
             continue
-        server = start_server(kind, workdir, batch=batch, label=label, checkout=checkout)
+        server = start_server(kind, workdir, batch=batch)
         try:
             for n in config.full_speed_n if batch else config.full_speed_n[-1:]:
                 results.append(
@@ -616,9 +663,32 @@ async def run_all(
             )
         finally:
             stop_process(server.process, 15, 10)
-        if batch and checkout == ROOT:
+        if batch:
             results.append(await run_idle(kind, workdir, config.idle))
     return results
+
+
+async def against_baseline(config: Config, workdir: Path, baseline: Path, label: str) -> str:
+    """Pulseboard now and as of an earlier commit, the throughput and latency scenarios interleaved."""
+    current = describe_checkout(ROOT, "gateway", "shared")
+    servers = {
+        "current": start_server("pulseboard", workdir, label=f"current {current}"),
+        "baseline": start_server("pulseboard", workdir, label=f"baseline {label}", checkout=baseline),
+    }
+    scenarios: list[Scenario] = [(f"(a) full speed, N={n}", n, None) for n in config.full_speed_n]
+    scenarios += [(f"(b) N={n} x {rate} msg/s", n, rate) for n, rate in config.fixed]
+    try:
+        results = await interleaved(
+            {"baseline": servers["baseline"], "current": servers["current"]},
+            scenarios,
+            config.seconds,
+            config.drain_seconds,
+            config.repeats,
+        )
+    finally:
+        for server in servers.values():
+            stop_process(server.process, 15, 10)
+    return ratio_table(results, 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -630,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         metavar="REF",
-        help="also run Pulseboard as of this commit (from a temporary git worktree), right after the current",
+        help="instead: Pulseboard now against this commit (a temporary git worktree), runs interleaved",
     )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
@@ -639,12 +709,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {LOAD_CPU})
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as temp, contextlib.ExitStack() as stack:
-        baseline = None
-        if args.baseline:
-            path = stack.enter_context(baseline_checkout(args.baseline))
-            baseline = (describe_checkout(path), path)
-        results = uvloop.run(run_all(config, Path(temp), args.servers.split(","), args.quick, baseline))
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as temp, baseline_checkout(args.baseline) as path:
+            body = uvloop.run(against_baseline(config, Path(temp), path, describe_checkout(path)))
+        notes = [f"Runs interleaved, {config.repeats} of each pooled; ratios against the baseline"]
+        print_report(
+            "Fan-out: Pulseboard against an earlier commit",
+            quick=args.quick,
+            command=command,
+            notes=notes,
+            began=began,
+            body=body,
+        )
+        return 0
+    with tempfile.TemporaryDirectory() as temp:
+        results = uvloop.run(run_all(config, Path(temp), args.servers.split(","), args.quick))
     pinned = (
         f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if shutil.which("taskset") else "not pinned"
     )

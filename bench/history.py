@@ -37,8 +37,7 @@ import duckdb
 import numpy as np
 import uvloop
 
-from bench.fanout import LOAD_CPU, Result, pooled, start_server
-from bench.fanout import measure as measure_fanout
+from bench.fanout import LOAD_CPU, Scenario, interleaved, ratio_table, start_server
 from bench.report import markdown_table, print_report
 from gateway.history.base import SampleBatch
 from gateway.history.embedded import EmbeddedStore
@@ -246,51 +245,26 @@ async def fanout_pair(
     # frames of ~130 bytes), so any pause of some tens of ms there closes every subscriber with 4001 and
     # the run's throughput says which server had the storm, not what the store costs.
     queue = {"PULSE_CLIENT_QUEUE_BYTES": str(DEFAULT_QUEUE_BYTES)}
-    servers = {
-        "on": start_server("pulseboard", workdir, settings=queue, label="history on"),
+    servers = {  # the store off first: the ratios are against it
         "off": start_server(
             "pulseboard", workdir, settings=queue | {"PULSE_HISTORY_URL": "none://"}, label="history off"
         ),
+        "on": start_server("pulseboard", workdir, settings=queue, label="history on"),
     }
-    results: list[Result] = []
+    scenarios: list[Scenario] = [
+        (f"(a) full speed, N={full_n}", full_n, None),
+        (f"(b) N={fixed[0]} x {fixed[1]} msg/s", fixed[0], fixed[1]),
+    ]
     try:
-        for scenario, n, rate in (
-            (f"(a) full speed, N={full_n}", full_n, None),
-            (f"(b) N={fixed[0]} x {fixed[1]} msg/s", fixed[0], fixed[1]),
-        ):
-            runs: dict[str, list[Any]] = {"on": [], "off": []}
-            for _ in range(repeats):
-                for key in ("off", "on"):  # interleaved: both see the same stretch of the machine's noise
-                    runs[key].append(await measure_fanout(servers[key], n, rate, seconds, 5.0))
-            results += [pooled(servers[key], scenario, runs[key]) for key in ("off", "on")]
+        results = await interleaved(servers, scenarios, seconds, 5.0, repeats)
     finally:
         for server in servers.values():
             stop_process(server.process, 15, 10)
-    rows = []
-    for off, on in zip(results[::2], results[1::2], strict=True):
-        for result in (off, on):
-            ratio = result.delivered_per_s / off.delivered_per_s if off.delivered_per_s else 0.0
-            rows.append(
-                [
-                    result.scenario,
-                    result.server,
-                    f"{result.delivered_per_s:,.0f}",
-                    f"{result.delivered_pct:.1f}",
-                    _ms_or_dash(result.p50_ms),
-                    _ms_or_dash(result.p99_ms),
-                    f"{ratio:.2f}",
-                ]
-            )
-    header = ["Scenario", "Server", "Delivered msg/s", "% delivered", "p50", "p99", "vs off"]
-    return markdown_table(header, rows, [False, False, True, True, True, True, True])
+    return ratio_table(results, 2)
 
 
 def _ms(seconds: float) -> str:
     return f"{1000 * seconds:.1f} ms"
-
-
-def _ms_or_dash(milliseconds: float | None) -> str:
-    return "-" if milliseconds is None else f"{milliseconds:.1f} ms"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
