@@ -134,9 +134,11 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         """The 101 was sent: frames may follow."""
         self.closing = False
         """A close frame was sent, or the connection failed or is gone: no more data frames."""
+        self._close_listeners: list[Callable[[], None]] = []
         self._answered = False
-        self._failed = False
         """Something ended the handshake phase (a 101 or a refusal)."""
+        self._failed = False
+        """websockets failed the connection (and it was said once)."""
         self._denial: tuple[int, list[tuple[str, str]], bytearray] | None = None
         self._disconnect_sent = False
         self._read_paused = False
@@ -170,7 +172,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         self._stop_keepalive()
         self._cancel(self._close_timer)
         self.connections.discard(self)
-        self.closing = True
+        self._start_closing()
         self._disconnected(1005 if self.accepted and self.conn.close_rcvd else 1006)
         # Unblock a writer waiting for the buffer to drain: asyncio never resumes a lost transport.
         self.writable.set()
@@ -194,6 +196,21 @@ class PulseWebSocketProtocol(asyncio.Protocol):
 
     # --- what the gateway writes directly -----------------------------------------------------------
 
+    def on_closing(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` once when this connection starts closing (no more data frames from then on).
+
+        For writers that check, per connection per tick, whether they may still write: a flag of their
+        own, set from here, spares them reaching into this object (a likely cache miss) every time."""
+        self._close_listeners.append(listener)
+        if self.closing:
+            listener()
+
+    def _start_closing(self) -> None:
+        if not self.closing:
+            self.closing = True
+            for listener in self._close_listeners:
+                listener()
+
     @property
     def frames_shareable(self) -> bool:
         """Whether one encoded frame can go to this connection as it goes to others: not when an
@@ -205,7 +222,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         within ``grace`` seconds (a client that stopped reading never drains the buffer before it)."""
         if self.closing or not self.accepted:
             return
-        self.closing = True
+        self._start_closing()
         self._disconnected(code, reason)
         try:
             self.conn.send_close(code, reason)
@@ -257,7 +274,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         # A frame over the size limit, invalid UTF-8, a protocol error: one INFO line. A client that
         # just went away (1006) is not worth one.
         log.log(logging.INFO if sent else logging.DEBUG, "%s closed with %s: %s", self._peer(), code, why)
-        self.closing = True
+        self._start_closing()
         self._disconnected(code, sent.reason if sent else "")
         self._flush()
         self._resume_reading()
@@ -332,7 +349,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
             # The answer to our close frame: the closing handshake is done (websockets queued the EOF).
             self._cancel(self._close_timer)
             return
-        self.closing = True
+        self._start_closing()
         received = self.conn.close_rcvd
         self._disconnected(received.code if received else 1005, received.reason if received else "")
         # websockets echoed the close and half-closed; a client that never closes its side is dropped.
@@ -484,7 +501,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         if self.closing:
             return
         log.info("%s did not answer a ping within %g s", self._peer(), self.ping_timeout)
-        self.closing = True
+        self._start_closing()
         self._disconnected(1011, "keepalive ping timeout")
         self.conn.fail(1011, "keepalive ping timeout")
         self._flush()
@@ -513,7 +530,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
 
     def _linger(self) -> None:
         """Write the answer, half-close, discard what the client still sends, close after a while."""
-        self.closing = True
+        self._start_closing()
         self._flush()
         self._resume_reading()
         self._cancel(self._close_timer)

@@ -43,7 +43,7 @@ class FrameWriter(Protocol):
 class DirectWriter:
     """Frames written straight to the connection's transport, coalesced into one write per call."""
 
-    __slots__ = ("_high_water", "_protocol", "_transport")
+    __slots__ = ("_closing", "_high_water", "_protocol", "_transport")
 
     def __init__(self, protocol: PulseWebSocketProtocol, send_buffer: int) -> None:
         self._protocol = protocol
@@ -53,6 +53,8 @@ class DirectWriter:
         assert protocol.transport is not None
         self._transport = transport = protocol.transport
         self._high_water = transport.get_write_buffer_limits()[1]
+        self._closing = False
+        protocol.on_closing(self._closed)
         sock = transport.get_extra_info("socket")
         if send_buffer and sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
@@ -83,7 +85,10 @@ class DirectWriter:
 
     def _open(self) -> bool:
         # No data frame after a close frame, the peer's or ours.
-        return not self._protocol.closing and not self._transport.is_closing()
+        return not self._closing and not self._transport.is_closing()
+
+    def _closed(self) -> None:
+        self._closing = True
 
     async def close(self, code: int, reason: str, grace: float) -> None:
         # Not through ASGI's close, which has the same effect: the close frame goes after what is
