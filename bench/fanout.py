@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
@@ -702,9 +702,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="REF",
         help="instead: Pulseboard now against this commit (a temporary git worktree), runs interleaved",
     )
+    parser.add_argument(
+        "--repeats", type=int, help="with --baseline: interleaved runs of each scenario (default 3)"
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     config = QUICK if args.quick else FULL
+    if args.repeats:
+        config = replace(config, repeats=args.repeats)
     command = shlex.join([sys.executable, "-m", "bench.fanout", *arguments])
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {LOAD_CPU})
