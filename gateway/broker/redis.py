@@ -161,6 +161,8 @@ class RedisBroker(Broker):
         self._process = secrets.token_hex(6)
         self._handler: BrokerHandler | None = None
         self._listening: dict[str, _Listening] = {}
+        self._subscribed: set[str] = set()
+        """Pub/sub channels the listener's connection has sent SUBSCRIBE for (and not UNSUBSCRIBE)."""
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ok = False
@@ -383,6 +385,9 @@ class RedisBroker(Broker):
             listening.confirmed.cancel()
         pubsub = self._pubsub
         if pubsub is not None:
+            # Forgotten before the UNSUBSCRIBE goes out: a subscribe to the same channel right after this,
+            # before the listener's next turn, must make it SUBSCRIBE again (and so be confirmed).
+            self._subscribed.discard(_live(name))
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.unsubscribe(_live(name))
 
@@ -406,7 +411,7 @@ class RedisBroker(Broker):
     async def _listen_once(self) -> None:
         pubsub = self._redis.pubsub()
         self._pubsub = pubsub
-        subscribed: set[str] = set()
+        subscribed = self._subscribed = set()
         try:
             await pubsub.subscribe(DIRECT_CHANNEL.format(process=self._process))
             recovering = True
