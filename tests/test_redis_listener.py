@@ -25,7 +25,9 @@ class Received:
     def on_gap(self, channel: str) -> None: ...
 
 
-def test_a_channel_left_and_joined_within_one_listener_turn_is_confirmed_and_delivered(redis_url: str) -> None:
+def test_a_channel_left_and_joined_within_one_listener_turn_is_confirmed_and_delivered(
+    redis_url: str,
+) -> None:
     """Leaving and joining a channel again, back to back, is confirmed every time and still delivers.
 
     Unsubscribe sends UNSUBSCRIBE at once; a subscribe before the listener's next turn used to find the
