@@ -31,6 +31,7 @@ from uvicorn.server import ServerState
 from gateway.settings import get_settings
 from gateway.transport.capabilities import missing_members, unset_attributes
 from gateway.transport.stats import stats
+from gateway.transport.websocket import LINGER_SECONDS
 
 log = logging.getLogger("gateway.transport")
 
@@ -57,11 +58,6 @@ def missing(base: type = HttpToolsProtocol) -> list[str]:
     gaps += unset_attributes(base, "__init__", NEEDED["HttpToolsProtocol.__init__"])
     cycle = getattr(module, "RequestResponseCycle", None)
     return gaps + unset_attributes(cycle, "__init__", NEEDED["RequestResponseCycle.__init__"])
-
-
-LINGER_SECONDS = 1.0
-"""How long a refused connection is still read (and discarded) after its answer, so that a client in
-the middle of sending reads the answer instead of a reset."""
 
 
 class HandshakeGuardProtocol(HttpToolsProtocol):

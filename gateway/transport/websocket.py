@@ -187,7 +187,6 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         """uvicorn's shutdown: close an open connection with 1012 (going away to restart)."""
         self._stop_keepalive()
         if self.accepted and not self.closing:
-            self._disconnected(1012)
             self.close(1012, "server shutting down", LINGER_SECONDS)
         elif not self._answered:
             self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down")
@@ -279,7 +278,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         self._flush()
         self._resume_reading()
         if self._close_timer is None:
-            self._close_timer = self.loop.call_later(LINGER_SECONDS, self._transport().close)
+            self._close_after_linger()
 
     def _connect(self, request: Request) -> None:
         response = self.conn.accept(request)
@@ -353,7 +352,7 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         received = self.conn.close_rcvd
         self._disconnected(received.code if received else 1005, received.reason if received else "")
         # websockets echoed the close and half-closed; a client that never closes its side is dropped.
-        self._close_timer = self.loop.call_later(LINGER_SECONDS, self._transport().close)
+        self._close_after_linger()
 
     def _bad_upgrade(self) -> None:
         """websockets could not parse the request (over 128 headers, a line over 8 KiB, not HTTP): it may
@@ -534,6 +533,10 @@ class PulseWebSocketProtocol(asyncio.Protocol):
         self._flush()
         self._resume_reading()
         self._cancel(self._close_timer)
+        self._close_after_linger()
+
+    def _close_after_linger(self) -> None:
+        """Close the transport once a client still sending has had ``LINGER_SECONDS`` to stop."""
         self._close_timer = self.loop.call_later(LINGER_SECONDS, self._transport().close)
 
     def _abort(self) -> None:
