@@ -1,6 +1,5 @@
 """The HTTP API: publish, channel list, history, health and metrics."""
 
-import asyncio
 import logging
 import math
 import time
@@ -14,11 +13,10 @@ from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verif
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
 from gateway.deps import GatewayDep
-from gateway.metrics import resident_memory
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.ratelimit import TokenBucket
+from gateway.scrape import metrics_text, subscriber_counts
 from gateway.state import Gateway
-from gateway.transport.stats import stats as transport_stats
 from shared.api import (
     CHANNEL_PAGE,
     CHANNEL_PREFIX_PATTERN,
@@ -285,7 +283,7 @@ async def list_channels(
     ] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> ChannelList:
-    """One page of the live channels, with position, local subscribers, rate and last publish time
+    """One page of the live channels, with position, subscribers (on every worker), rate and last publish time
     (only those the token may read)."""
     grant = grant_for(gateway, authorization)
     allowed = None if grant.subscribe == EVERYTHING else grant.may_subscribe
@@ -294,13 +292,14 @@ async def list_channels(
         page = await gateway.broker.channels(query)
     except CursorError as exc:
         raise HTTPException(400, f"{ErrorCode.BAD_REQUEST}: {exc}") from None
+    subscribers = subscriber_counts(gateway)
     return ChannelList(
         channels=[
             ChannelInfo(
                 name=item.name,
                 offset=item.position.offset,
                 epoch=item.position.epoch,
-                subscribers=gateway.hub.subscribers(item.name),
+                subscribers=subscribers.get(item.name, 0),
                 rate=item.rate,
                 last_published=item.last_published,
             )
@@ -390,26 +389,8 @@ async def readyz(gateway: GatewayDep) -> Response:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(gateway: GatewayDep) -> PlainTextResponse:
-    """Prometheus text format."""
-    hub = gateway.hub
-    gauges = {
-        "pulse_outbox_pending_bytes": float(sum(c.outbox.pending for c in hub.connections)),
-        "pulse_broker_up": 1.0 if gateway.broker.health().ok else 0.0,
-        "pulse_tasks": float(len(asyncio.all_tasks())),
-        "pulse_clients_registered": float(sum(1 for _ in hub.connections)),
-        "process_resident_memory_bytes": float(resident_memory()),
-    }
-    transport = transport_stats
-    counters = {
-        "pulse_handshake_timeouts_total": float(transport.timeouts),
-        "pulse_handshake_oversized_total": float(transport.oversized),
-        "pulse_handshake_bad_upgrades_total": float(transport.bad_upgrades),
-        "pulse_transport_portable_connections_total": float(transport.portable_connections),
-        "pulse_transport_missing_capabilities_total": float(transport.missing_capabilities),
-    }
-    return PlainTextResponse(
-        gateway.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    """Prometheus text format; with several workers, the whole gateway's (see ``gateway.worker_board``)."""
+    return PlainTextResponse(metrics_text(gateway), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:

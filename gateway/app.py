@@ -1,5 +1,6 @@
 """Assembles the gateway: settings, broker, hub, routes. ``uvicorn gateway.app:app`` serves it."""
 
+import asyncio
 import gc
 import logging
 import resource
@@ -16,9 +17,11 @@ from gateway.history import make_recorder
 from gateway.hub import Hub
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
+from gateway.scrape import share_snapshots
 from gateway.session.endpoint import NativeEndpoint
 from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
+from gateway.worker_board import WorkerBoard
 from shared.channels import Namespace
 
 log = logging.getLogger("gateway")
@@ -80,14 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker.on_accepted = recorder.record
             await recorder.start()
         await broker.start(hub)
-        app.state.gateway = Gateway(
+        gateway = app.state.gateway = Gateway(
             settings=settings,
             broker=broker,
             hub=hub,
             metrics=metrics,
             recorder=recorder,
             membership={Namespace.CHAT: ChatAnnouncements(broker)},
+            board=None if settings.worker_dir is None else WorkerBoard(settings.worker_dir),
         )
+        sharing = None if gateway.board is None else asyncio.create_task(share_snapshots(gateway))
         if not settings.auth_enabled:
             log.warning(
                 "PULSE_SECRET is not set: the gateway is OPEN. Anyone who can reach it may subscribe and "
@@ -98,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             # uvicorn has already closed every WebSocket with 1012 by now.
+            if sharing is not None:
+                sharing.cancel()
             await broker.close()
             if recorder is not None:
                 await recorder.close()

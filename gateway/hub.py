@@ -201,6 +201,10 @@ class Hub:
         record = self._channels.get(channel)
         return 0 if record is None else record.subscribers
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Local subscribers of every channel that has any."""
+        return {name: record.subscribers for name, record in self._channels.items() if record.subscribers}
+
     # --- subscriptions -------------------------------------------------------------------------
 
     async def join(

@@ -12,6 +12,7 @@ from gateway.ratelimit import KeyedBuckets
 from gateway.session.membership import MembershipHook
 from gateway.session.subscriptions import Subscriptions
 from gateway.settings import Settings
+from gateway.worker_board import WorkerBoard
 from shared.channels import Namespace
 
 
@@ -25,6 +26,8 @@ class Gateway:
     """Keeps ``data:`` samples in the history store; None when history is off."""
     membership: dict[Namespace, MembershipHook] = field(default_factory=dict)
     """Hooks told of joins and leaves in a namespace's channels (chat announces them)."""
+    board: WorkerBoard | None = None
+    """Where this gateway's workers share their metrics; None for a gateway of one process."""
     started: float = field(default_factory=time.time)
     admitted: int = 0
     """WebSockets admitted and not yet closed, counted from before the accept (the connection cap)."""
