@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
-run-scaled: $(VENV)/.runtime  ## Redis + two gateways (:8000, :8001) + simulator (on :8001) + dashboard (on :8000)
+run-scaled: $(VENV)/.runtime  ## Redis + a gateway of PULSE_WORKERS (2) worker processes on :8000 + simulator + dashboard
 	@command -v redis-server >/dev/null 2>&1 || { echo "run-scaled needs redis-server (apt-get install redis-server)"; exit 1; }
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho -f Procfile.scaled start
 

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     """Where ``python -m gateway`` listens (plain ``uvicorn`` takes ``--host``/``--port`` instead)."""
     port: int = 8000
+    workers: Annotated[int, Field(ge=1, le=512)] = 1
+    """Processes ``python -m gateway`` serves the port with (``--workers`` overrides it). More than one
+    needs a shared broker (``redis://``) and a shared or no history store (``postgresql://``, ``none://``)."""
+    worker_dir: Path | None = None
+    """Where a gateway's workers share their metrics; ``python -m gateway --workers`` sets it. Set it to
+    one empty directory per gateway when another supervisor (``uvicorn --workers``) starts the workers."""
     broker_url: str = "memory://"
     """Which broker backend: ``memory://`` (one process, chat kept in SQLite) is the embedded default."""
     data_dir: Path = Path("data")
