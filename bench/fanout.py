@@ -115,11 +115,13 @@ def start_server(
     settings: dict[str, str] | None = None,
     label: str = "",
     checkout: Path = ROOT,
+    pinned: bool = True,
 ) -> Server:
     """Start one server; ``settings`` adds ``PULSE_*`` variables (Pulseboard), ``label`` names the variant,
-    ``checkout`` is the source tree it runs from (a baseline commit's worktree)."""
+    ``checkout`` is the source tree it runs from (a baseline commit's worktree), ``pinned`` keeps it on
+    ``SERVER_CPU`` (off: the scheduler places it, for several worker processes)."""
     port = free_port()
-    pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
+    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned and shutil.which("taskset") else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     if kind == "pulseboard":
         args = [sys.executable, "-m", "gateway"]

@@ -1,0 +1,123 @@
+"""Issue 17, target 1: one gateway of 2 worker processes against one of 1, on the same Redis, at a fixed
+load that saturates one core.
+
+Run from the repository root::
+
+    python -m bench.workers                          # N=2000 subscribers x 150 msg/s, 3 runs of each
+    python -m bench.workers --subscribers 2000 --rate 200 --repeats 5
+    python -m bench.workers --quick                  # small and short: checks the harness, not the speed
+
+Both gateways run side by side on one private ``redis-server`` (``PULSE_BROKER_URL=redis://``, range
+history off), neither pinned to a CPU: the 2-worker one needs both cores. The load is bench.fanout's (one
+publisher process at a fixed rate over a WebSocket, all subscribers on picows in this process), run on
+each gateway in turn (``interleaved``), so both see the same stretches of a shared machine's noise.
+Reported per gateway: delivered messages/s, % delivered, p50/p99 publish-to-receive latency, its CPU
+(the supervisor and every worker) per delivered message and as a share of one core, and the ratios to the
+1-worker gateway.
+"""
+
+import argparse
+import asyncio
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvloop
+
+from bench.fanout import CLOCK_TICKS, Result, Server, interleaved, ratio_table, start_server
+from bench.report import markdown_table, print_report
+from tests.process_sockets import children
+from tests.redis_server import RedisServer
+from tests.servers import stop_process
+
+
+@dataclass
+class WorkersServer(Server):
+    """A ``python -m gateway --workers N``: its CPU is the supervisor's and every worker's."""
+
+    def cpu_seconds(self) -> float:
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *children(self.process.pid)])
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a process that ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def start_workers(workers: int, workdir: Path, redis_url: str) -> WorkersServer:
+    settings = {"PULSE_BROKER_URL": redis_url, "PULSE_WORKERS": str(workers), "PULSE_HISTORY_URL": "none://"}
+    label = f"{workers} worker{'s' if workers > 1 else ''}"
+    server = start_server("pulseboard", workdir, settings=settings, label=label, pinned=False)
+    return WorkersServer(label, server.port, server.process, server.pulse)
+
+
+def core_share(result: Result) -> str:
+    if result.cpu_us is None:
+        return "-"
+    return f"{result.cpu_us * result.delivered_per_s / 1e4:.0f} %"
+
+
+async def all_workers_up(server: Server, workers: int) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            metrics = (await http.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)).text
+            if workers == 1 or f"pulse_workers {workers}" in metrics:
+                return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.name}: not every worker started")
+
+
+async def compare(workdir: Path, subscribers: int, rate: int, seconds: float, repeats: int) -> list[Result]:
+    redis = RedisServer(workdir / "redis").start()
+    servers: dict[str, Server] = {}
+    try:
+        for workers in (1, 2):
+            server = start_workers(workers, workdir, redis.url)
+            servers[server.name] = server
+            await all_workers_up(server, workers)
+        scenario = (f"N={subscribers} x {rate} msg/s", subscribers, rate)
+        return await interleaved(servers, [scenario], seconds, 10.0, repeats)
+    finally:
+        for started in servers.values():
+            stop_process(started.process, 15, 15)
+        redis.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=150, help="publications per second")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each gateway, interleaved and pooled")
+    parser.add_argument("--quick", action="store_true", help="N=50 x 50 msg/s, one short run")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    if args.quick:
+        args.subscribers, args.rate, args.seconds, args.repeats = 50, 50, 0.5, 1
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as temp:
+        results = uvloop.run(compare(Path(temp), args.subscribers, args.rate, args.seconds, args.repeats))
+    shares = markdown_table(
+        ["Gateway", "CPU (share of one core)"], [[r.server, core_share(r)] for r in results], [False, True]
+    )
+    print_report(
+        "Workers: 2 against 1 on one Redis (issue 17, target 1)",
+        quick=args.quick,
+        command=shlex.join([sys.executable, "-m", "bench.workers", *arguments]),
+        notes=[f"{args.repeats} runs of {args.seconds:g} s each, interleaved; ratios against 1 worker"],
+        began=began,
+        body=f"{ratio_table(results, 2)}\n\n{shares}",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
