@@ -12,8 +12,9 @@ history off), neither pinned to a CPU: the 2-worker one needs both cores. The lo
 publisher process at a fixed rate over a WebSocket, all subscribers on picows in this process), run on
 each gateway in turn (``interleaved``), so both see the same stretches of a shared machine's noise.
 Reported per gateway: delivered messages/s, % delivered, p50/p99 publish-to-receive latency, its CPU
-(the supervisor and every worker) per delivered message and as a share of one core, and the ratios to the
-1-worker gateway.
+(the supervisor and every worker) per delivered message and as a share of one core, deliveries per
+second per core busy, and the ratios to the 1-worker gateway; then the RSS per idle connection of a
+fresh gateway (bench.fanout's idle scenario). These are the README capacity guide's inputs.
 """
 
 import argparse
@@ -29,7 +30,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
-from bench.fanout import CLOCK_TICKS, Result, Server, interleaved, ratio_table, start_server
+from bench.fanout import CLOCK_TICKS, Result, Server, interleaved, ratio_table, run_idle, start_server
 from bench.report import markdown_table, print_report
 from tests.process_sockets import children
 from tests.redis_server import RedisServer
@@ -59,10 +60,25 @@ def start_workers(workers: int, workdir: Path, redis_url: str) -> WorkersServer:
     return WorkersServer(label, server.port, server.process, server.pulse)
 
 
-def core_share(result: Result) -> str:
-    if result.cpu_us is None:
-        return "-"
-    return f"{result.cpu_us * result.delivered_per_s / 1e4:.0f} %"
+def cores_used(result: Result) -> float | None:
+    return None if result.cpu_us is None else result.cpu_us * result.delivered_per_s / 1e6
+
+
+def per_core_table(results: list[Result], idle: Result) -> str:
+    """The capacity guide's inputs: CPU used, deliveries per second per core busy, memory per connection."""
+    rows = []
+    for result in results:
+        used = cores_used(result)
+        rows.append(
+            [
+                result.server,
+                "-" if used is None else f"{100 * used:.0f} %",
+                "-" if not used else f"{result.delivered_per_s / used:,.0f}",
+            ]
+        )
+    header = ["Gateway", "CPU (share of one core)", "Deliveries/s per core busy"]
+    table = markdown_table(header, rows, [False, True, True])
+    return f"{table}\n\nMemory per idle connection (one worker, {idle.scenario[4:]}): {idle.note}."
 
 
 async def all_workers_up(server: Server, workers: int) -> None:
@@ -75,7 +91,10 @@ async def all_workers_up(server: Server, workers: int) -> None:
     raise RuntimeError(f"{server.name}: not every worker started")
 
 
-async def compare(workdir: Path, subscribers: int, rate: int, seconds: float, repeats: int) -> list[Result]:
+async def compare(
+    workdir: Path, subscribers: int, rate: int, seconds: float, repeats: int, idle: int
+) -> tuple[list[Result], Result]:
+    """The two gateways' runs, then the RSS per idle connection of a fresh 1-process gateway."""
     redis = RedisServer(workdir / "redis").start()
     servers: dict[str, Server] = {}
     try:
@@ -84,11 +103,12 @@ async def compare(workdir: Path, subscribers: int, rate: int, seconds: float, re
             servers[server.name] = server
             await all_workers_up(server, workers)
         scenario = (f"N={subscribers} x {rate} msg/s", subscribers, rate)
-        return await interleaved(servers, [scenario], seconds, 10.0, repeats)
+        results = await interleaved(servers, [scenario], seconds, 10.0, repeats)
     finally:
         for started in servers.values():
             stop_process(started.process, 15, 15)
         redis.stop()
+    return results, await run_idle("pulseboard", workdir, idle)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,24 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=150, help="publications per second")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each gateway, interleaved and pooled")
-    parser.add_argument("--quick", action="store_true", help="N=50 x 50 msg/s, one short run")
+    parser.add_argument("--idle", type=int, default=5000, help="idle connections for the memory figure")
+    parser.add_argument("--quick", action="store_true", help="N=50 x 50 msg/s, one short run, 100 idle")
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     if args.quick:
-        args.subscribers, args.rate, args.seconds, args.repeats = 50, 50, 0.5, 1
+        args.subscribers, args.rate, args.seconds, args.repeats, args.idle = 50, 50, 0.5, 1, 100
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as temp:
-        results = uvloop.run(compare(Path(temp), args.subscribers, args.rate, args.seconds, args.repeats))
-    shares = markdown_table(
-        ["Gateway", "CPU (share of one core)"], [[r.server, core_share(r)] for r in results], [False, True]
-    )
+        results, idle = uvloop.run(
+            compare(Path(temp), args.subscribers, args.rate, args.seconds, args.repeats, args.idle)
+        )
     print_report(
         "Workers: 2 against 1 on one Redis (issue 17, target 1)",
         quick=args.quick,
         command=shlex.join([sys.executable, "-m", "bench.workers", *arguments]),
         notes=[f"{args.repeats} runs of {args.seconds:g} s each, interleaved; ratios against 1 worker"],
         began=began,
-        body=f"{ratio_table(results, 2)}\n\n{shares}",
+        body=f"{ratio_table(results, 2)}\n\n{per_core_table(results, idle)}",
     )
     return 0
 

@@ -164,3 +164,15 @@ def test_quick_chart_paths_benchmark_measures_each_chart_element(tmp_path: Path)
         [run] = path["runs"]
         assert run["updates"] > 0 and run["kb_per_update"] > 0 and run["server_ms_per_update"] > 0
         assert len(path["paints_s"]) == 1 and path["paints_s"][0] > 0
+
+
+def test_quick_workers_benchmark_runs_both_gateways_on_redis() -> None:
+    """`python -m bench.workers --quick` runs a 1-worker and a 2-worker gateway on a private Redis and prints
+    both rows, the per-core table and the memory per idle connection."""
+    out = run_quick("bench.workers", timeout=120)
+    for server in ("1 worker", "2 workers"):
+        assert re.search(rf"\| N=50 x 50 msg/s \| {server} \| [\d,]+ \| 100\.0 \|", out), out
+        assert re.search(rf"\| {server} \| \d+ % \| [\d,]+ \|", out), out
+    assert re.search(
+        r"Memory per idle connection \(one worker, 100 idle connections\): [\d.]+ KB RSS each", out
+    )
