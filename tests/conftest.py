@@ -98,6 +98,27 @@ def redis_cluster_url(redis_cluster: RedisCluster) -> str:
     return redis_cluster.url
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A flushed private Redis, or Redis Cluster, for ``pair`` (a module may narrow it to one)."""
+    url: str = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    return url
+
+
+@pytest.fixture
+def pair(tmp_path: Path, shared_url: str) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two gateway processes sharing one Redis (or Cluster)."""
+    env = {"PULSE_BROKER_URL": shared_url}
+    a = GatewayProcess(tmp_path / "a", env=env)
+    b = GatewayProcess(tmp_path / "b", env=env)
+    for process in (a, b):
+        process.workdir.mkdir()
+        process.start()
+    yield a, b
+    for process in (a, b):
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One private PostgreSQL cluster for the session (never the machine's own); tests that use it get a
