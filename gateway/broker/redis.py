@@ -344,11 +344,11 @@ class RedisBroker(Broker):
         name = str(channel)
         listening = self._listening.get(name)
         if listening is None:
-            if not self._ok:
-                # Fail at once while Redis is down, not after the confirm timeout. Known from the health
-                # check and the listener, not from a PING here: that was a round trip per subscribe, and
-                # a subscribe storm queued them all for the pool.
-                raise PublishError(f"redis unavailable: {self._detail}")
+            try:
+                await self._redis.ping()  # fail at once while Redis is down, not after the confirm timeout
+            except (RedisError, OSError) as exc:
+                self._fail(exc)
+                raise PublishError(f"redis unavailable: {exc}") from exc
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             # The listener notices the new channel within one poll and subscribes to it; the baseline
             # offset is read when Redis confirms (see _on_message).

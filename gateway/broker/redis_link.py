@@ -28,6 +28,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
@@ -254,32 +255,42 @@ class ShardedListener(Listener):
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
         self._leaving: dict[str, int] = {}
         """Channels we sent SUNSUBSCRIBE for, with how many confirmations are still due."""
-        self._fresh_map = False
+        self._owners: dict[tuple[int, int], tuple[str, int]] | None = None
+
+    async def _owner(self, channel: str) -> tuple[str, int]:
+        if self._owners is None:
+            # The slot map as the cluster says now, read once per listener: after a failover the
+            # client's own map may still name the old master until a command is redirected. Not by
+            # reloading the client's map, which closes connections other commands are using.
+            # Parsed by redis-py into {(first, last): {"primary": (host, port), ...}} (typed as a list).
+            slots: dict[tuple[int, int], dict[str, Any]] = await self._cluster.cluster_slots()  # type: ignore[assignment]
+            self._owners = {
+                span: (str(node["primary"][0]), int(node["primary"][1])) for span, node in slots.items()
+            }
+        slot = key_slot(channel.encode())
+        for (start, end), owner in self._owners.items():
+            if start <= slot <= end:
+                return owner
+        raise RedisConnectionError(f"no master serves the slot of {channel}")
 
     async def subscribe(self, *channels: str) -> None:
-        if not self._fresh_map:
-            # After a failover the client may still map slots to the old master until a command is
-            # redirected: ask the cluster now, or the SSUBSCRIBE goes to a replica.
-            await self._cluster.nodes_manager.initialize()
-            self._fresh_map = True
         for channel in channels:
-            node = self._cluster.get_node_from_key(channel)
-            if node is None:
-                raise RedisConnectionError(f"no master for {channel}")
-            shard = self._shards.get(node.name)
+            host, port = await self._owner(channel)
+            name = f"{host}:{port}"
+            shard = self._shards.get(name)
             if shard is None:
-                client = Redis(host=node.host, port=int(node.port), **self._options)
+                client = Redis(host=host, port=port, **self._options)
                 pubsub = client.pubsub()
                 await pubsub.ssubscribe(channel)
-                task = asyncio.create_task(self._read(pubsub), name=f"redis-shard-{node.name}")
-                self._shards[node.name] = (client, pubsub, task)
+                task = asyncio.create_task(self._read(pubsub), name=f"redis-shard-{name}")
+                self._shards[name] = (client, pubsub, task)
             else:
                 await shard[1].ssubscribe(channel)
 
     async def unsubscribe(self, *channels: str) -> None:
         for channel in channels:
-            node = self._cluster.get_node_from_key(channel)
-            shard = self._shards.get(node.name) if node is not None else None
+            host, port = await self._owner(channel)
+            shard = self._shards.get(f"{host}:{port}")
             if shard is not None:
                 self._leaving[channel] = self._leaving.get(channel, 0) + 1
                 await shard[1].sunsubscribe(channel)
