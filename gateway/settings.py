@@ -28,7 +28,12 @@ class Settings(BaseSettings):
     """Where a gateway's workers share their metrics; ``python -m gateway --workers`` sets it. Set it to
     one empty directory per gateway when another supervisor (``uvicorn --workers``) starts the workers."""
     broker_url: str = "memory://"
-    """Which broker backend: ``memory://`` (one process, chat kept in SQLite) is the embedded default."""
+    """Which broker backend: ``memory://`` (one process, chat kept in SQLite) is the embedded default;
+    ``redis://`` one Redis, ``redis+cluster://host:port[,host:port...]/`` a Redis Cluster."""
+    redis_max_connections: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """Redis commands one process runs at once (per node on a Cluster); more wait in line."""
+    redis_pool_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a Redis command may wait for a free connection before it fails (503)."""
     data_dir: Path = Path("data")
     """Where the SQLite file with chat and notification history lives (memory broker)."""
     sqlite_fsync: bool = False

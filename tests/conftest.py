@@ -6,21 +6,28 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.postgres_server import PostgresServer
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 from tests.servers import GatewayProcess, StartGateway
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Modules marked `both_brokers` run every gateway test once per broker backend: one suite, two runs.
+    # Modules marked `both_brokers` run every gateway test once per broker backend: one suite, two runs;
+    # those also marked `redis_cluster` a third time, on a Redis Cluster.
     if "broker_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_brokers"):
-        metafunc.parametrize("broker_url", ["memory", "redis"], indirect=True)
+        brokers = ["memory", "redis"]
+        if metafunc.definition.get_closest_marker("redis_cluster"):
+            brokers.append("cluster")
+        metafunc.parametrize("broker_url", brokers, indirect=True)
 
 
 @pytest.fixture
 def broker_url(request: pytest.FixtureRequest) -> str:
-    """``PULSE_BROKER_URL`` of the gateways a test starts: memory, or a flushed private redis-server."""
-    if getattr(request, "param", "memory") == "redis":
-        url: str = request.getfixturevalue("redis_url")
+    """``PULSE_BROKER_URL`` of the gateways a test starts: memory, a flushed private redis-server, or a
+    flushed private Redis Cluster."""
+    fixture = {"redis": "redis_url", "cluster": "redis_cluster_url"}.get(getattr(request, "param", "memory"))
+    if fixture is not None:
+        url: str = request.getfixturevalue(fixture)
         return url
     return "memory://"
 
@@ -71,6 +78,45 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One private Redis Cluster (3 masters, 3 replicas) for the session; tests that use it get it
+    flushed (``redis_cluster_url``). A test that fails a master over leaves it healthy again."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A flushed private Redis, or Redis Cluster, for ``pair`` (a module may narrow it to one)."""
+    url: str = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    return url
+
+
+@pytest.fixture
+def pair(tmp_path: Path, shared_url: str) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two gateway processes sharing one Redis (or Cluster)."""
+    env = {"PULSE_BROKER_URL": shared_url}
+    a = GatewayProcess(tmp_path / "a", env=env)
+    b = GatewayProcess(tmp_path / "b", env=env)
+    for process in (a, b):
+        process.workdir.mkdir()
+        process.start()
+    yield a, b
+    for process in (a, b):
+        process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.both_brokers
+pytestmark = [pytest.mark.both_brokers, pytest.mark.redis_cluster]
 
 POINT = {"values": {"v": 1.0}}
 

@@ -1,11 +1,10 @@
-"""Several gateway processes on one real Redis behave as one gateway: delivery across processes, resume
-on another process, contiguous offsets under concurrent publishers, presence and direct messages across
-processes, and the faults: Redis killed and restarted, one gateway stopped."""
+"""Several gateway processes on one real Redis, or one real Redis Cluster, behave as one gateway: delivery
+across processes, resume on another process, contiguous offsets under concurrent publishers, presence and
+direct messages across processes, and the faults: Redis killed and restarted, one gateway stopped."""
 
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,20 +17,6 @@ from tests.servers import GatewayProcess
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pair(tmp_path: Path, redis_url: str) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two gateway processes sharing one Redis."""
-    env = {"PULSE_BROKER_URL": redis_url}
-    a = GatewayProcess(tmp_path / "a", env=env)
-    b = GatewayProcess(tmp_path / "b", env=env)
-    for process in (a, b):
-        process.workdir.mkdir()
-        process.start()
-    yield a, b
-    for process in (a, b):
-        process.stop()
 
 
 def publish(gateway: GatewayProcess, channel: str, payloads: list[dict[str, object]]) -> list[int]:

@@ -8,7 +8,7 @@ import pytest
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
-pytestmark = pytest.mark.both_brokers
+pytestmark = [pytest.mark.both_brokers, pytest.mark.redis_cluster]
 
 
 def publish(gateway: GatewayProcess, channel: str, count: int, start: int = 0) -> list[int]:

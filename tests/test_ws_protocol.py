@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 from tests.client import Client
 from tests.servers import GatewayProcess, StartGateway
 
-pytestmark = pytest.mark.both_brokers
+pytestmark = [pytest.mark.both_brokers, pytest.mark.redis_cluster]
 
 
 def test_welcome_names_the_connection(gateway: GatewayProcess) -> None:

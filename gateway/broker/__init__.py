@@ -1,4 +1,4 @@
-"""Broker backends behind one seam, chosen by URL scheme (``memory://``, ``redis://``)."""
+"""Broker backends behind one seam, chosen by URL scheme (``memory://``, ``redis://``, ``redis+cluster://``)."""
 
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ def make_broker(settings: Settings) -> Broker:
             max_channels=settings.max_channels,
             idle_ttl=settings.channel_idle_ttl,
         )
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from gateway.broker.redis import RedisBroker
 
         return RedisBroker(
@@ -31,7 +31,10 @@ def make_broker(settings: Settings) -> Broker:
             history_ttl=settings.history_ttl,
             max_channels=settings.max_channels,
             idle_ttl=settings.channel_idle_ttl,
+            max_connections=settings.redis_max_connections,
+            pool_timeout=settings.redis_pool_timeout,
         )
     raise ValueError(
-        f"PULSE_BROKER_URL={settings.broker_url!r}: unsupported scheme {scheme!r}; use memory:// or redis://"
+        f"PULSE_BROKER_URL={settings.broker_url!r}: unsupported scheme {scheme!r}; use memory://, "
+        "redis:// (rediss://) or redis+cluster:// (rediss+cluster://)"
     )

@@ -1,9 +1,17 @@
-"""The Redis broker: several gateway processes, one set of channels (``PULSE_BROKER_URL=redis://...``).
+"""The Redis broker: several gateway processes, one set of channels (``PULSE_BROKER_URL=redis://...``,
+or ``redis+cluster://...`` for a Redis Cluster: ``gateway.broker.redis_link`` builds the client for either,
+``gateway.broker.redis_keys`` names and lays out the keys).
 
 History lives in one Redis Stream per channel and live fan-out goes through Redis pub/sub, the model of
 Centrifugo's Redis engine. A Lua script (``redis_publish.lua``) does each publish atomically: the next
 offsets, the stream append trimmed to ``PULSE_HISTORY_SIZE``, the epoch, the pub/sub message; so
-offsets are contiguous and ordered across processes. Keys carry the channel as a ``{hash tag}``.
+offsets are contiguous and ordered across processes. Keys carry the channel as a ``{hash tag}``, and
+on a Cluster the script publishes to a shard channel of the same slot, so it runs within one slot.
+
+Failover (a Cluster master replaced by its replica, which may lack the last writes): the scripts stamp
+each epoch with the replication id of the master that set it and replace an epoch stamped by another
+master before using it (``redis_epoch.lua``). Offsets the new master hands out again are then in a new
+epoch, which every listener and resume sees: ``recovered: false``, never a silent hole.
 
 Each process listens in Redis only to channels with local subscribers and hands what it hears to the
 hub, as the memory broker does. It remembers the last offset it delivered per channel; whenever the
@@ -14,7 +22,7 @@ local subscribers with 1013: they reconnect, resume with ``since`` and get an ex
 ``recovered: false``. The listener never dies silently: on any Redis error it logs, marks the broker
 degraded (``/healthz`` 503), reconnects with backoff, resubscribes and fills the gaps.
 
-Live channels are listed in one sorted set per namespace (``pulse:channels:<namespace>``), scored by
+Live channels are listed in sorted sets per namespace (one on one Redis, buckets on a Cluster), scored by
 their last publish time (refreshed at most once a second per channel and process). A channel's keys
 expire when it has not been published to for its namespace's lifetime (``data:``: the idle time, at
 most the history TTL; ``chat:``/``notify:``: the history TTL), and listing or creating a channel first
@@ -37,10 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_json
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from gateway.broker import redis_keys as keys
 from gateway.broker.base import (
     Broker,
     BrokerHandler,
@@ -56,6 +63,7 @@ from gateway.broker.base import (
     missed_since,
     take_page,
 )
+from gateway.broker.redis_link import Listener, connect
 from gateway.envelope import is_pub, json_number, lua_pieces
 from shared.api import BrokerHealth
 from shared.backoff import Backoff
@@ -64,10 +72,16 @@ from shared.messages import PresenceEntry, StreamPosition
 
 log = logging.getLogger(__name__)
 
-PUBLISH_SCRIPT = lua_pieces() + Path(__file__).with_name("redis_publish.lua").read_text()
-ROTATE_EPOCH = """
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) end
-"""
+
+def _script(name: str) -> str:
+    """A script with the epoch functions (and the envelope's pieces) declared above it."""
+    here = Path(__file__).parent
+    return lua_pieces() + (here / "redis_epoch.lua").read_text() + (here / name).read_text()
+
+
+PUBLISH_SCRIPT = _script("redis_publish.lua")
+POSITION_SCRIPT = _script("redis_position.lua")
+ROTATE_SCRIPT = _script("redis_rotate.lua")
 IDEMPOTENCY_SECONDS = 300
 RATE_WINDOW = 5.0
 RATE_SAMPLE = 200
@@ -76,35 +90,17 @@ PROCESS_TTL = 15
 """Seconds a process's liveness key lives without a refresh: presence entries of a dead process vanish."""
 COMMAND_TIMEOUT = 2.0
 """Seconds a Redis command may take: while Redis is down, publishes answer 503 quickly."""
-CHANNELS_KEY = "pulse:channels:{namespace}"
 LISTING_REFRESH = 1.0
 """Seconds between a process's updates of one channel's last-publish time in its channel set."""
-EPOCH_KEY = "pulse:epoch"
-DIRECT_CHANNEL = "pulse:direct:{process}"
+_meta, _stream, _live = keys.meta, keys.stream, keys.live
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _meta(channel: str) -> str:
-    return f"pulse:{{{channel}}}:meta"
-
-
-def _stream(channel: str) -> str:
-    return f"pulse:{{{channel}}}:stream"
-
-
-def _live(channel: str) -> str:
-    return f"pulse:{{{channel}}}:live"
-
-
-def _presence(channel: str) -> str:
-    return f"pulse:{{{channel}}}:presence"
-
-
-def _channel_set(namespace: Namespace) -> str:
-    return CHANNELS_KEY.format(namespace=namespace)
+def _fresh_epoch() -> str:
+    return secrets.token_hex(4)
 
 
 def _rate(newest: list[Any] | None, now: float) -> float:
@@ -115,10 +111,6 @@ def _rate(newest: list[Any] | None, now: float) -> float:
     if len(recent) == RATE_SAMPLE:
         return round(RATE_SAMPLE / max(now - recent[-1], 1e-3), 2)
     return round(len(recent) / RATE_WINDOW, 2)
-
-
-def _channel_of_live(name: str) -> str:
-    return name[len("pulse:{") : -len("}:live")]
 
 
 @dataclass
@@ -141,8 +133,9 @@ class RedisBroker(Broker):
         history_ttl: float,
         max_channels: int = 10_000,
         idle_ttl: float = 3600.0,
+        max_connections: int = 50,
+        pool_timeout: float = 10.0,
     ) -> None:
-        self._url = url
         self._history_size = history_size
         self._history_ttl = history_ttl
         self._key_ttl = max(1, int(history_ttl))
@@ -154,22 +147,25 @@ class RedisBroker(Broker):
             for namespace in Namespace
         }
         """Seconds each namespace's channel keys live after their last publish."""
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT
+        self._link = connect(
+            url, max_connections=max_connections, pool_timeout=pool_timeout, timeout=COMMAND_TIMEOUT
         )
+        self._redis = self._link.client
+        self._keys = self._link.layout
+        self._check_master = "1" if self._link.target.cluster else ""
+        """On a Cluster, the scripts replace an epoch another master set (see redis_epoch.lua)."""
         self._publish_script = self._redis.register_script(PUBLISH_SCRIPT)
+        self._position_script = self._redis.register_script(POSITION_SCRIPT)
+        self._rotate_script = self._redis.register_script(ROTATE_SCRIPT)
         self._process = secrets.token_hex(6)
         self._handler: BrokerHandler | None = None
         self._listening: dict[str, _Listening] = {}
         self._subscribed: set[str] = set()
         """Pub/sub channels the listener's connection has sent SUBSCRIBE for (and not UNSUBSCRIBE)."""
-        self._pubsub: PubSub | None = None
+        self._pubsub: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ok = False
         self._detail = "not started"
-        self._epoch = ""
-        self._epoch_unsure = True
-        """Set by every Redis failure: Redis may have come back empty, and the cached epoch with it gone."""
         self._listed: dict[str, float] = {}
         """Channels this process published to, with when it last wrote their time to their channel set."""
 
@@ -178,7 +174,7 @@ class RedisBroker(Broker):
     async def start(self, handler: BrokerHandler) -> None:
         self._handler = handler
         try:
-            await self._refresh_epoch()
+            await self._redis.ping()
             self._ok, self._detail = True, ""
         except RedisError as exc:
             # Start anyway: the listener and the health check keep trying, /healthz says why.
@@ -196,29 +192,18 @@ class RedisBroker(Broker):
                 await task
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(self._process_key)
-        await self._redis.aclose()
-
-    @property
-    def _process_key(self) -> str:
-        return f"pulse:process:{self._process}"
-
-    async def _refresh_epoch(self) -> None:
-        # The epoch of channels nobody has published to yet; it changes when Redis loses its data.
-        # Called after every (re)connect: Redis may have come back without the channel list too.
-        self._listed.clear()
-        await self._redis.set(EPOCH_KEY, secrets.token_hex(4), nx=True)
-        epoch = await self._redis.get(EPOCH_KEY)
-        self._epoch = _text(epoch) if epoch else secrets.token_hex(4)
-        self._epoch_unsure = False
+            await self._redis.delete(keys.process(self._process))
+        await self._link.aclose()
 
     def _fail(self, exc: BaseException) -> None:
         if self._ok:
             log.error("redis: %s: %s", type(exc).__name__, exc)
         self._ok, self._detail = False, f"redis: {type(exc).__name__}: {exc}"[:300]
-        self._epoch_unsure = True
+        # Redis may come back without the channel list: the next publish to each channel checks the cap
+        # and lists it again.
+        self._listed.clear()
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -227,10 +212,10 @@ class RedisBroker(Broker):
     ) -> list[int]:
         name = str(channel)
         # Always a key in the channel's slot, even unused: the script's keys must all be declared.
-        idempotency = f"pulse:{{{name}}}:idem:{idempotency_key or ''}"
+        idempotency = keys.idempotency(name, idempotency_key or "")
         now = time.time()
         args: list[Any] = [
-            self._epoch,
+            _fresh_epoch(),
             self._history_size,
             self._lifetimes[channel.namespace],
             json_number(now),
@@ -239,26 +224,23 @@ class RedisBroker(Broker):
             _live(name),
             len(payloads),
             *(to_json(payload) for payload in payloads),
+            self._link.publish_command,
+            self._check_master,
         ]
         try:
             lifetime = self._lifetimes[channel.namespace]
             listed = self._listed.get(name)
-            if self._epoch_unsure:
-                # Before the first publish after a failure: a Redis that restarted empty has no channel,
-                # and one created in the cached epoch would reuse offsets a subscriber already has
-                # (a resume would then "recover" someone else's publications). A fresh epoch is seen.
-                await self._refresh_epoch()
-                args[0] = self._epoch
-                listed = None
             if listed is None or now - listed >= lifetime:
                 await self._check_room(channel)  # not known to be live: this publish may create it
+            # A channel the script creates starts in the epoch of its slot (one Redis: of all channels),
+            # which changes when Redis lost it: offsets from 1 again are then in a new epoch.
             first, last, epoch, replayed = await self._publish_script(
-                keys=[_meta(name), _stream(name), idempotency], args=args
+                keys=[_meta(name), _stream(name), idempotency, self._keys.epoch(name)], args=args
             )
             if listed is None or now - listed >= LISTING_REFRESH:
                 # The time written is never later than the last publish: its keys outlive it by `lifetime`.
                 # Not per publish: one round trip less on the hot path.
-                await self._redis.zadd(_channel_set(channel.namespace), {name: now})
+                await self._redis.zadd(self._keys.channel_set(channel.namespace, name), {name: now})
                 self._listed[name] = now
         except (RedisError, OSError) as exc:
             self._fail(exc)
@@ -270,17 +252,16 @@ class RedisBroker(Broker):
     async def _check_room(self, channel: Channel) -> None:
         """Refuse (``ChannelLimitError``) to create ``channel`` when the live channels are at the cap."""
         name = str(channel)
-        key = _channel_set(channel.namespace)
         now = time.time()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for namespace in Namespace:
-                pipe.zremrangebyscore(_channel_set(namespace), "-inf", now - self._lifetimes[namespace])
-            pipe.zscore(key, name)
-            for namespace in Namespace:
-                pipe.zcard(_channel_set(namespace))
+        sets = [(key, namespace) for namespace in Namespace for key in self._keys.channel_sets(namespace)]
+        async with self._link.pipeline() as pipe:
+            pipe.zscore(self._keys.channel_set(channel.namespace, name), name)
+            for key, namespace in sets:
+                pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
+                pipe.zcard(key)
             answers = await pipe.execute()
-        live = answers[len(Namespace)] is not None
-        if not live and sum(answers[len(Namespace) + 1 :]) >= self._max_channels:
+        live = answers[0] is not None
+        if not live and sum(answers[2::2]) >= self._max_channels:
             raise ChannelLimitError(self._max_channels)
 
     def _forget_listed(self) -> None:
@@ -295,20 +276,19 @@ class RedisBroker(Broker):
 
     async def publish_event(self, channel: Channel, frame: str) -> None:
         try:
-            await self._redis.publish(_live(str(channel)), frame)
+            await self._link.publish(_live(str(channel)), frame)
         except (RedisError, OSError) as exc:
             self._fail(exc)  # join/leave are best effort: nothing is stored for them
 
     # --- history -------------------------------------------------------------------------------
 
     async def _position(self, name: str) -> StreamPosition:
-        top, epoch = await self._redis.hmget(_meta(name), ["top", "epoch"])
-        return self._position_of(top, epoch)
-
-    def _position_of(self, top: bytes | str | None, epoch: bytes | str | None) -> StreamPosition:
-        if epoch is None:
-            return StreamPosition(offset=0, epoch=self._epoch)
-        return StreamPosition(offset=int(top or 0), epoch=_text(epoch))
+        """The channel's latest offset and epoch; for a channel not yet published to, offset 0 in the
+        epoch its first publish will use."""
+        top, epoch = await self._position_script(
+            keys=[_meta(name), self._keys.epoch(name)], args=[_fresh_epoch(), self._check_master]
+        )
+        return StreamPosition(offset=int(top), epoch=_text(epoch))
 
     def _publications(self, name: str, epoch: str, entries: list[Any]) -> list[Publication]:
         oldest = time.time() - self._history_ttl
@@ -409,11 +389,11 @@ class RedisBroker(Broker):
             backoff.succeeded(time.monotonic())
 
     async def _listen_once(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = self._link.listener()
         self._pubsub = pubsub
         subscribed = self._subscribed = set()
         try:
-            await pubsub.subscribe(DIRECT_CHANNEL.format(process=self._process))
+            await pubsub.subscribe(self._keys.direct(self._process))
             recovering = True
             while True:
                 wanted = {_live(name) for name in self._listening}
@@ -424,26 +404,27 @@ class RedisBroker(Broker):
                     subscribed &= wanted
                 if recovering:
                     # After a (re)connect: what was published while we were not listening comes from the
-                    # streams, before anything newer from pub/sub.
-                    await self._refresh_epoch()
+                    # streams, before anything newer from pub/sub. Redis may be back without the list of
+                    # channels too: each is checked and listed again at its next publish.
+                    self._listed.clear()
                     for name in list(self._listening):
                         await self._catch_up(name)
                     recovering = False
                     self._ok, self._detail = True, ""
-                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=0.05)
+                message = await pubsub.get_message(wait=0.05)
                 if message is not None:
                     await self._on_message(message)
         finally:
             self._pubsub = None
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         channel_name = message["channel"].decode()
         if kind == "subscribe":
             if channel_name.endswith("}:live"):
-                name = _channel_of_live(channel_name)
+                name = keys.channel_of_live(channel_name)
                 listening = self._listening.get(name)
                 if listening is not None and not listening.confirmed.done():
                     # The baseline is read now that pub/sub is live: everything up to it is in the stream,
@@ -458,14 +439,14 @@ class RedisBroker(Broker):
             return
         text = message["data"].decode()
         handler = self._require_handler()
-        if channel_name.startswith("pulse:direct:"):
+        if self._keys.is_direct(channel_name):
             # The sender was acked when Redis took it: a refusal here (the target's direct budget is
             # full) cannot reach it, so the message is dropped (the hub counts it) and the target keeps
             # its connection.
             target, _, frame = text.partition(" ")
             handler.on_direct(target, frame)
             return
-        name = _channel_of_live(channel_name)
+        name = keys.channel_of_live(channel_name)
         if not is_pub(text):
             handler.on_event(name, text)
             return
@@ -518,28 +499,29 @@ class RedisBroker(Broker):
             self._require_handler().on_publication(publication)
 
     async def _rotate_epoch(self, name: str, old: str) -> None:
-        # Compare-and-set: when several processes notice at once, the epoch changes once.
-        await self._redis.eval(ROTATE_EPOCH, 1, _meta(name), old, secrets.token_hex(4))
+        await self._rotate_script(keys=[_meta(name)], args=[old, _fresh_epoch(), self._check_master])
 
     # --- presence, direct messages, channels, health -------------------------------------------
 
     async def presence_add(self, channel: Channel, entry: PresenceEntry) -> None:
         value = json.dumps({"client_id": entry.client_id, "name": entry.name, "process": self._process})
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.hset(_presence(str(channel)), entry.client_id, value)
+            await self._redis.hset(keys.presence(str(channel)), entry.client_id, value)
 
     async def presence_remove(self, channel: Channel, client_id: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.hdel(_presence(str(channel)), client_id)
+            await self._redis.hdel(keys.presence(str(channel)), client_id)
 
     async def presence(self, channel: Channel) -> list[PresenceEntry]:
         try:
-            raw = await self._redis.hgetall(_presence(str(channel)))
+            raw = await self._redis.hgetall(keys.presence(str(channel)))
             entries = [json.loads(value) for value in raw.values()]
-            alive = set()
-            for process in {entry["process"] for entry in entries}:
-                if await self._redis.exists(f"pulse:process:{process}"):
-                    alive.add(process)
+            processes = sorted({entry["process"] for entry in entries})
+            async with self._link.pipeline() as pipe:
+                for process in processes:
+                    pipe.exists(keys.process(process))
+                found = await pipe.execute() if processes else []
+            alive = {process for process, exists in zip(processes, found, strict=True) if exists}
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
@@ -551,22 +533,22 @@ class RedisBroker(Broker):
 
     async def client_added(self, client_id: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.set(f"pulse:client:{client_id}", self._process, ex=self._key_ttl)
+            await self._redis.set(keys.client(client_id), self._process, ex=self._key_ttl)
 
     async def client_removed(self, client_id: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(f"pulse:client:{client_id}")
+            await self._redis.delete(keys.client(client_id))
 
     async def send_direct(self, client_id: str, frame: str) -> Direct:
         here = self._require_handler().on_direct(client_id, frame)
         if here is not Direct.NOT_FOUND:
             return here
         try:
-            process = await self._redis.get(f"pulse:client:{client_id}")
+            process = await self._redis.get(keys.client(client_id))
             if process is None:
                 return Direct.NOT_FOUND
-            target = DIRECT_CHANNEL.format(process=_text(process))
-            listeners = await self._redis.publish(target, f"{client_id} {frame}")
+            target = self._keys.direct(_text(process))
+            listeners = await self._link.publish(target, f"{client_id} {frame}")
             return Direct.QUEUED if listeners else Direct.NOT_FOUND
         except (RedisError, OSError) as exc:
             self._fail(exc)
@@ -578,11 +560,11 @@ class RedisBroker(Broker):
         ]
         now = time.time()
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._link.pipeline() as pipe:
                 for namespace in namespaces:
-                    key = _channel_set(namespace)
-                    pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
-                    pipe.zrange(key, 0, -1, withscores=True)
+                    for key in self._keys.channel_sets(namespace):
+                        pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
+                        pipe.zrange(key, 0, -1, withscores=True)
                 answers = await pipe.execute()
             last = {_text(name): score for entries in answers[1::2] for name, score in entries}
             ordered: list[str]
@@ -595,7 +577,7 @@ class RedisBroker(Broker):
                     start = max(start, bisect.bisect_right(ordered, query.cursor))
                 ordered = ordered[start:]
             page, following = take_page(ordered, query)
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._link.pipeline() as pipe:
                 for name in page:
                     pipe.hmget(_meta(name), ["top", "epoch"])
                     pipe.xrevrange(_stream(name), count=RATE_SAMPLE)
@@ -604,8 +586,11 @@ class RedisBroker(Broker):
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc
         stats = [
-            ChannelStats(name, self._position_of(top, epoch), _rate(newest, now), last[name])
+            ChannelStats(
+                name, StreamPosition(offset=int(top or 0), epoch=_text(epoch)), _rate(newest, now), last[name]
+            )
             for name, (top, epoch), newest in zip(page, answers[0::2], answers[1::2], strict=True)
+            if epoch is not None  # expired between the two reads: no longer live
         ]
         return ChannelPage(stats, following)
 
@@ -618,7 +603,7 @@ class RedisBroker(Broker):
             try:
                 await self._redis.ping()
                 if time.monotonic() - last_beat > PROCESS_TTL / 3:
-                    await self._redis.set(self._process_key, "1", ex=PROCESS_TTL)
+                    await self._redis.set(keys.process(self._process), "1", ex=PROCESS_TTL)
                     last_beat = time.monotonic()
                     self._forget_listed()
                 if not self._ok and self._pubsub is not None:
