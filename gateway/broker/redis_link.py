@@ -308,9 +308,15 @@ class ShardedListener(Listener):
 
     async def get_message(self, wait: float) -> Message | None:
         try:
-            item = await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
-            return None
+            # Without yielding while messages are queued: the hub hands out what arrived within one turn
+            # of the event loop as one frame per subscriber, and a yield per message would split it.
+            item = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                async with asyncio.timeout(wait):
+                    item = await self._queue.get()
+            except TimeoutError:
+                return None
         if isinstance(item, BaseException):
             raise item
         kind = SHARDED_TYPES.get(item["type"], item["type"])
