@@ -259,7 +259,7 @@ class RedisBroker(Broker):
             for key, namespace in sets:
                 pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
                 pipe.zcard(key)
-            answers = await pipe.execute()
+            answers = await self._link.execute(pipe)
         live = answers[0] is not None
         if not live and sum(answers[2::2]) >= self._max_channels:
             raise ChannelLimitError(self._max_channels)
@@ -520,7 +520,7 @@ class RedisBroker(Broker):
             async with self._link.pipeline() as pipe:
                 for process in processes:
                     pipe.exists(keys.process(process))
-                found = await pipe.execute() if processes else []
+                found = await self._link.execute(pipe) if processes else []
             alive = {process for process, exists in zip(processes, found, strict=True) if exists}
         except (RedisError, OSError) as exc:
             self._fail(exc)
@@ -565,7 +565,7 @@ class RedisBroker(Broker):
                     for key in self._keys.channel_sets(namespace):
                         pipe.zremrangebyscore(key, "-inf", now - self._lifetimes[namespace])
                         pipe.zrange(key, 0, -1, withscores=True)
-                answers = await pipe.execute()
+                answers = await self._link.execute(pipe)
             last = {_text(name): score for entries in answers[1::2] for name, score in entries}
             ordered: list[str]
             if query.order is ChannelOrder.RECENT:
@@ -581,7 +581,7 @@ class RedisBroker(Broker):
                 for name in page:
                     pipe.hmget(_meta(name), ["top", "epoch"])
                     pipe.xrevrange(_stream(name), count=RATE_SAMPLE)
-                answers = await pipe.execute()
+                answers = await self._link.execute(pipe)
         except (RedisError, OSError) as exc:
             self._fail(exc)
             raise PublishError(f"redis unavailable: {exc}") from exc

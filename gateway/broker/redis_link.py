@@ -18,10 +18,11 @@ node on a Cluster) outside that limit.
 
 import asyncio
 import contextlib
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
@@ -90,15 +91,25 @@ def _host_port(url: str, seed: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+T = TypeVar("T")
+
+
 class Gate:
-    """At most ``size`` commands at once; the rest wait in line up to ``timeout`` seconds."""
+    """At most ``size`` commands at once; the rest wait in line up to ``timeout`` seconds.
+
+    A command that started runs to its end even when its caller is cancelled (a client that left in
+    the middle of a subscribe), and holds its place in the gate until then. redis-py's cluster client is
+    not safe to cancel mid-command: the connection is closed under the command while another coroutine
+    takes it from the pool, which then fails with "'NoneType' object has no attribute 'writelines'" or a
+    closed transport (seen in a 300-client subscribe storm, about one run in three). The caller still
+    sees its cancellation at once. A command still waiting for its turn is dropped, never run.
+    """
 
     def __init__(self, size: int, timeout: float) -> None:
         self._slots = asyncio.Semaphore(size)
         self._timeout = timeout
 
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
+    async def run(self, command: Callable[[], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._slots.acquire()
@@ -108,9 +119,12 @@ class Gate:
                 f"no Redis connection free within {self._timeout} s (PULSE_REDIS_MAX_CONNECTIONS)"
             ) from None
         try:
-            yield
-        finally:
+            running = asyncio.ensure_future(command())
+        except BaseException:
             self._slots.release()
+            raise
+        running.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.shield(running)
 
 
 class _GatedRedis(Redis):
@@ -119,8 +133,7 @@ class _GatedRedis(Redis):
         self.gate = gate
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        async with self.gate.held():
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        return await self.gate.run(functools.partial(super().execute_command, *args, **options))
 
 
 class _GatedRedisCluster(RedisCluster):
@@ -129,8 +142,7 @@ class _GatedRedisCluster(RedisCluster):
         self.gate = gate
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.gate.held():
-            return await super().execute_command(*args, **kwargs)
+        return await self.gate.run(functools.partial(super().execute_command, *args, **kwargs))
 
 
 @dataclass
@@ -157,9 +169,15 @@ class RedisLink:
 
     @contextlib.asynccontextmanager
     async def pipeline(self) -> AsyncIterator[Pipeline | ClusterPipeline]:
-        """A non-transactional pipeline, run as one command of the gate (on a Cluster, split by node)."""
-        async with self.gate.held(), self.client.pipeline(transaction=False) as pipe:
+        """A non-transactional pipeline to fill, then run with ``execute``."""
+        async with self.client.pipeline(transaction=False) as pipe:
             yield pipe
+
+    async def execute(self, pipe: Pipeline | ClusterPipeline) -> list[Any]:
+        """Run a pipeline filled inside ``pipeline()``, as one command of the gate (on a Cluster, split by
+        node)."""
+        answers: list[Any] = await self.gate.run(pipe.execute)
+        return answers
 
     def listener(self) -> "Listener":
         if isinstance(self.client, RedisCluster):
@@ -181,7 +199,13 @@ def connect(url: str, *, max_connections: int, pool_timeout: float, timeout: flo
     if target.cluster:
         nodes = [ClusterNode(host, port) for host, port in target.seeds]
         client = _GatedRedisCluster(
-            gate=gate, startup_nodes=nodes, max_connections=pool_size, **target.options
+            # Twice the gate per node: redis-py's cluster node counts a connection it is still closing or
+            # reopening in the background as taken, and with the node's pool at the gate's size a storm of
+            # commands met its limit ("MaxConnectionsError") although the gate let through no more.
+            gate=gate,
+            startup_nodes=nodes,
+            max_connections=2 * pool_size,
+            **target.options,
         )
     else:
         pool = ConnectionPool.from_url(url, max_connections=pool_size, **_url_free(target.options))
