@@ -1,4 +1,5 @@
-"""HTTP ingest: ``POST /api/publish/{channel}`` throughput with batches of 1, 100 and 1000 points.
+"""HTTP ingest: ``POST /api/publish/{channel}`` throughput with batches of 1, 100 and 1000 points, and
+the same points as InfluxDB line protocol through ``POST /api/v2/write``.
 
 Run from the repository root (``redis-server`` is needed for the ``redis://`` rows)::
 
@@ -31,21 +32,37 @@ from tests.servers import GatewayProcess
 CHANNEL = "data:ingest"
 THREADS = 4
 BATCHES = (1, 100, 1000)
+LINE_BATCHES = (100, 1000)
+"""Batch sizes also sent as InfluxDB line protocol (the connect issue: at least the JSON batch's rate)."""
 TARGET = (1000, 100_000.0)
 """Batch size, points/s: the performance issue's ingest target on one core."""
 
 
-def publish_rate(gateway: GatewayProcess, batch: int, seconds: float, threads: int = THREADS) -> float:
-    """Points stored per second by ``threads`` threads posting ``batch`` points per request."""
+def publish_rate(
+    gateway: GatewayProcess,
+    batch: int,
+    seconds: float,
+    threads: int = THREADS,
+    *,
+    line_protocol: bool = False,
+) -> float:
+    """Points stored per second by ``threads`` threads posting ``batch`` points per request, as a JSON
+    array to ``/api/publish`` or (``line_protocol``) as InfluxDB lines to ``/api/v2/write``."""
+    path = f"/api/publish/{CHANNEL}"
     body = json.dumps([{"values": {"v": float(i), "w": 1.5}} for i in range(batch)]).encode()
     headers = {"Content-Type": "application/json"}
+    if line_protocol:
+        path = "/api/v2/write"
+        measurement = CHANNEL.removeprefix("data:")
+        body = "".join(f"{measurement} v={float(i)},w=1.5\n" for i in range(batch)).encode()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
     counts = [0] * threads
     deadline = time.monotonic() + seconds
 
     def run(index: int) -> None:
         with httpx.Client(base_url=gateway.http_url, timeout=10) as client:
             while time.monotonic() < deadline:
-                client.post(f"/api/publish/{CHANNEL}", content=body, headers=headers).raise_for_status()
+                client.post(path, content=body, headers=headers).raise_for_status()
                 counts[index] += batch
 
     began = time.monotonic()
@@ -82,12 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_server = RedisServer(root / "redis-server").start()
         try:
             results: dict[tuple[str, int], float] = {}
+            lines: dict[int, float] = {}
             for name, url in (("memory", "memory://"), ("redis", redis_server.url)):
                 (root / name).mkdir()
                 gateway = pinned_gateway(root / name, url)
                 try:
                     for batch in BATCHES:
                         results[name, batch] = publish_rate(gateway, batch, seconds)
+                        if name == "memory" and batch in LINE_BATCHES:
+                            lines[batch] = publish_rate(gateway, batch, seconds, line_protocol=True)
                 finally:
                     gateway.stop()
         finally:
@@ -101,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratio = "baseline" if name == "memory" else f"{rate / results['memory', batch]:.2f}x memory"
             size = f"batches of {batch:,}, {THREADS} threads, {seconds:g} s"
             rows.append(Row(f"ingest, {name}://", size, f"{rate:,.0f} points/s", "-", target, ratio))
+    for batch, rate in lines.items():
+        size = f"{batch:,} lines per request, {THREADS} threads, {seconds:g} s"
+        ratio = f"{rate / results['memory', batch]:.2f}x the JSON batch"
+        target = f">= 1.00x JSON: {'met' if rate >= results['memory', batch] else 'MISSED'}"
+        rows.append(
+            Row("ingest, line protocol, memory://", size, f"{rate:,.0f} points/s", "-", target, ratio)
+        )
     pinned = "gateway on CPU 0, load on CPU 1" if shutil.which("taskset") else "not pinned"
     notes = [f"One gateway process; {pinned}; request bodies encoded once"]
     print_report(

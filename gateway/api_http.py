@@ -139,7 +139,7 @@ def grant_for(gateway: Gateway, authorization: str | None) -> Grant:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
 
-def _publish_bucket(gateway: Gateway, request: Request, grant: Grant) -> TokenBucket | None:
+def publish_bucket(gateway: Gateway, request: Request, grant: Grant) -> TokenBucket | None:
     """The points-per-second bucket of whoever publishes (the token's ``sub`` when auth is on, else the
     client's address), charged one point for the request; None when the limit is off. Raises 429 while
     that bucket is empty."""
@@ -161,7 +161,7 @@ def _publish_bucket(gateway: Gateway, request: Request, grant: Grant) -> TokenBu
     return bucket
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body over {limit} bytes")
@@ -230,8 +230,8 @@ async def publish(
     if name is not None and not is_valid_name(name):
         raise HTTPException(400, "name must match [A-Za-z0-9_.-]{1,64}")
     # Refused before the body is read, so a flood costs little; a batch let in is charged in full.
-    bucket = _publish_bucket(gateway, request, grant)
-    body = await _read_body(request, gateway.settings.max_body_bytes)
+    bucket = publish_bucket(gateway, request, grant)
+    body = await read_body(request, gateway.settings.max_body_bytes)
     try:
         payloads = parse_body(target, body)
     except PayloadError as exc:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 
-from gateway import api_history, api_http, classic, web
+from gateway import api_history, api_http, api_influx, classic, web
 from gateway.broker import PublishError, make_broker
 from gateway.chat import ChatAnnouncements
 from gateway.history import make_recorder
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_http.router)
     app.include_router(api_history.router)
+    app.include_router(api_influx.router)
     app.add_exception_handler(PublishError, api_http.broker_unavailable)
     app.add_exception_handler(ClientDisconnect, api_http.client_gone)
     app.include_router(classic.router)

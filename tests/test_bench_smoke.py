@@ -106,8 +106,9 @@ def test_quick_fanout_benchmark_measures_pulseboard_and_every_baseline() -> None
 def test_quick_ingest_benchmark_covers_each_batch_size_on_both_brokers() -> None:
     out = run_quick("bench.ingest", timeout=120)
     rows = [line for line in out.splitlines() if line.startswith("| ingest")]
-    assert len(rows) == 6
+    assert len(rows) == 8, "JSON batches of 1, 100 and 1,000 on both brokers, line protocol 100 and 1,000"
     assert all(re.search(r"[\d,]+ points/s", row) for row in rows)
+    assert sum(row.startswith("| ingest, line protocol, memory://") for row in rows) == 2
 
 
 VIEWERS_COLUMNS = [
