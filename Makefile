@@ -46,7 +46,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The tests start their own redis-server and PostgreSQL cluster (never the machine's own), drive Debian's
+# The tests start their own redis-server, PostgreSQL cluster and Mosquitto (never the machine's own), drive Debian's
 # Chromium (Playwright never downloads a browser here) and read socket buffers with ss: install the
 # Debian packages that are missing.
 system-packages:
@@ -55,6 +55,7 @@ system-packages:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -9,21 +9,19 @@ and mapped so that Telegraf's and InfluxDB clients' output lands on channels wit
   fields are not series and are left out, and a line with no other field is skipped;
 - time: the line's timestamp in the request's precision, or the gateway's clock when it has none.
 
-Characters a channel or series name cannot hold (anything but letters, digits, ``_``, ``.``, ``-``)
-become ``_``; a name longer than 64 characters keeps its first 55 and ends with ``-`` and 8 hex digits
-of its hash, so two long names stay apart. A body is parsed whole before anything is published: one bad
+Names are made valid by ``shared.channels.to_name`` (``_`` for what a name cannot hold, a hash ending
+for names over 64 characters). A body is parsed whole before anything is published: one bad
 line rejects the request, naming the line.
 """
 
-import hashlib
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from line_protocol_parser import LineFormatError, parse_line
 
+from shared.channels import to_name
 from shared.payloads import MAX_SERIES_PER_POINT
 
 PRECISIONS = {
@@ -38,8 +36,6 @@ PRECISIONS = {
 }
 """Seconds per timestamp unit, by ``precision`` (v2 takes ``ns``/``us``/``ms``/``s``; v1 also ``n``,
 ``u``, ``m`` and ``h``)."""
-MAX_NAME = 64
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class LineError(ValueError):
@@ -62,15 +58,6 @@ class Batch:
     @property
     def count(self) -> int:
         return sum(len(points) for points in self.points.values())
-
-
-def name_for(text: str) -> str:
-    """``text`` as a channel or series name (see the module docstring)."""
-    name = _NOT_NAME.sub("_", text) or "_"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
-    return f"{name[: MAX_NAME - 9]}-{digest}"
 
 
 def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
@@ -97,7 +84,7 @@ def parse(body: bytes, precision: str, now: float) -> Batch:
             number_value = float(value)
             if not math.isfinite(number_value):
                 raise LineError(number, f"field {key!r} is not a finite number", line)
-            values[name_for(key)] = number_value
+            values[to_name(key)] = number_value
         if not values:
             batch.skipped += 1
             continue
@@ -110,7 +97,7 @@ def parse(body: bytes, precision: str, now: float) -> Batch:
         points = channels.get(key)
         if points is None:
             measurement, tag_pairs = key
-            channel = "data:" + name_for(".".join([measurement, *(value for _, value in tag_pairs)]))
+            channel = "data:" + to_name(".".join([measurement, *(value for _, value in tag_pairs)]))
             points = channels[key] = batch.points.setdefault(channel, [])
         points.append(point)
     return batch

@@ -1,5 +1,6 @@
 """Channel names: ``<namespace>:<name>`` with namespace ``data``, ``chat`` or ``notify``."""
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 """Also the rule for series names and ``name`` identities."""
 
 _NAME_RE = re.compile(NAME_PATTERN)
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+MAX_NAME = 64
 
 
 class Namespace(StrEnum):
@@ -61,6 +64,18 @@ class Channel:
 
 def is_valid_name(name: str) -> bool:
     return _NAME_RE.fullmatch(name) is not None
+
+
+def to_name(text: str) -> str:
+    """``text`` made a valid channel or series name, for names that come from elsewhere (InfluxDB
+    measurements and tags, MQTT topics): characters a name cannot hold become ``_``, and a name longer
+    than 64 characters keeps its first 55 and ends with ``-`` and 8 hex digits of its hash, so two long
+    names stay apart."""
+    name = _NOT_NAME.sub("_", text) or "_"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return f"{name[: MAX_NAME - 9]}-{digest}"
 
 
 def split_list(value: object) -> object:

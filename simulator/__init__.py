@@ -23,6 +23,6 @@ Behaviour towards the gateway:
   sends what is queued and prints a summary. Exit 0 when every payload was published.
 
 Modules: ``signals`` (the generators), ``sources`` (channels and series), ``alerts``, ``chatbot``,
-``gateway_api`` (HTTP), ``outbox`` (batches and backlog), ``progress`` (stderr),
-``run`` (the loop) and ``cli`` (options, exit codes).
+``progress`` (stderr), ``run`` (the loop) and ``cli`` (options, exit codes); the HTTP publishing
+(``gateway_api``, and ``outbox`` for batches and backlog) is the ``pulseboard`` client package's.
 """

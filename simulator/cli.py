@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from pulseboard.gateway_api import GatewayAPI, GatewayUnreachableError
 from shared.api import MAX_BATCH, Health
-from simulator.gateway_api import GatewayAPI, GatewayUnreachableError
 from simulator.progress import Progress
 from simulator.run import AuthRefusedError, RunConfig, Simulation
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from pulseboard.gateway_api import Failed, GatewayAPI, Published, Rejected
+from pulseboard.outbox import Outbox
 from shared.api import MAX_BATCH
 from shared.backoff import Backoff
 from shared.channels import Channel, Namespace
 from simulator.alerts import AlertWatcher
 from simulator.chatbot import BOT_NAME, CHAT_CHANNEL, ChatBot
-from simulator.gateway_api import Failed, GatewayAPI, Published, Rejected
-from simulator.outbox import Outbox
 from simulator.progress import Progress, Stats
 from simulator.sources import DataSource, build_sources, rng_factory
 

@@ -15,7 +15,8 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from gateway.auth import mint_token
-from gateway.line_protocol import LineError, name_for, parse
+from gateway.line_protocol import LineError, parse
+from shared.channels import to_name
 from tests.client import Client
 from tests.servers import GatewayProcess
 
@@ -89,7 +90,7 @@ def test_a_malformed_line_is_named_by_its_number(body: bytes, line: int) -> None
 
 
 def test_long_names_keep_a_hash_so_they_stay_apart() -> None:
-    a, b = name_for("x" * 70 + "a"), name_for("x" * 70 + "b")
+    a, b = to_name("x" * 70 + "a"), to_name("x" * 70 + "b")
     assert len(a) == len(b) == 64 and a != b and a.startswith("x" * 55 + "-")
 
 

@@ -1,4 +1,4 @@
-"""The gateway's HTTP API as the simulator uses it: a health check and ``POST /api/publish/{channel}``.
+"""The gateway's HTTP API as publishers use it: a health check and ``POST /api/publish/{channel}``.
 
 ``publish`` never raises for what the network or the gateway does; it answers with one of three
 outcomes, so the run loop decides what each means (retry, report, give up) in one place:
