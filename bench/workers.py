@@ -19,9 +19,11 @@ fresh gateway (bench.fanout's idle scenario). These are the README capacity guid
 
 import argparse
 import asyncio
+import os
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,10 +95,9 @@ async def all_workers_up(server: Server, workers: int) -> None:
 
 async def compare(
     workdir: Path, subscribers: int, rate: int, seconds: float, repeats: int, idle: int
-) -> tuple[list[Result], Result, dict[str, float]]:
-    """The two gateways' runs, the RSS per idle connection of a fresh 1-process gateway, and the share of
-    a core the load generator and Redis used over the runs (on a 2-core machine, what the gateways did
-    not get)."""
+) -> tuple[list[Result], Result, str]:
+    """The two gateways' runs, the RSS per idle connection of a fresh 1-process gateway, and the CPU
+    census of the runs (``CpuCensus``)."""
     redis = RedisServer(workdir / "redis").start()
     servers: dict[str, Server] = {}
     try:
@@ -106,20 +107,83 @@ async def compare(
             await all_workers_up(server, workers)
         scenario = (f"N={subscribers} x {rate} msg/s", subscribers, rate)
         assert redis.process is not None
-        cpu_before = time.process_time(), _cpu_seconds(redis.process.pid)
-        began = time.monotonic()
-        results = await interleaved(servers, [scenario], seconds, 10.0, repeats)
-        elapsed = time.monotonic() - began
-        shares = {
-            "the load generator (subscribers)": time.process_time() - cpu_before[0],
-            "redis-server": _cpu_seconds(redis.process.pid) - cpu_before[1],
-        }
+        census = CpuCensus(servers, redis.process.pid)
+        census.start()
+        try:
+            results = await interleaved(servers, [scenario], seconds, 10.0, repeats)
+        finally:
+            census.stop()
     finally:
         for started in servers.values():
             stop_process(started.process, 15, 15)
         redis.stop()
-    others = {name: cpu / elapsed for name, cpu in shares.items()}
-    return results, await run_idle("pulseboard", workdir, idle), others
+    return results, await run_idle("pulseboard", workdir, idle), census.table()
+
+
+class CpuCensus(threading.Thread):
+    """Where the machine's CPU goes while each gateway is measured: every half second, the CPU time of
+    each gateway (supervisor and workers), this process (the subscribers), the publisher processes and
+    redis-server. A gateway is "being measured" in the intervals where it used over a fifth of a core
+    (the runs are interleaved: one gateway at a time carries the load)."""
+
+    INTERVAL = 0.5
+    BUSY = 0.2
+
+    def __init__(self, servers: dict[str, Server], redis_pid: int) -> None:
+        super().__init__(daemon=True)
+        self._servers = servers
+        self._redis_pid = redis_pid
+        self._stopping = threading.Event()
+        self.samples: list[dict[str, float]] = []
+
+    def _totals(self) -> dict[str, float]:
+        me = os.getpid()
+        publishers = [pid for pid in children(me) if b"spawn_main" in _command_line(pid)]
+        totals = {name: server.cpu_seconds() for name, server in self._servers.items()}
+        totals["load generator (subscribers)"] = time.process_time()
+        totals["publisher"] = sum(_cpu_seconds(pid) for pid in publishers)
+        totals["redis-server"] = _cpu_seconds(self._redis_pid)
+        return totals
+
+    def run(self) -> None:
+        before, at = self._totals(), time.monotonic()
+        while not self._stopping.wait(self.INTERVAL):
+            now_totals, now = self._totals(), time.monotonic()
+            span = now - at
+            self.samples.append(
+                {
+                    name: max(0.0, now_totals[name] - before.get(name, now_totals[name])) / span
+                    for name in now_totals
+                }
+            )
+            before, at = now_totals, now
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+    def table(self) -> str:
+        names = [*self._servers, "load generator (subscribers)", "publisher", "redis-server"]
+        rows = []
+        for measured in self._servers:
+            busy = [sample for sample in self.samples if sample.get(measured, 0.0) > self.BUSY]
+            if not busy:
+                continue
+            mean = {name: sum(sample.get(name, 0.0) for sample in busy) / len(busy) for name in names}
+            rows.append(
+                [measured, f"{len(busy) * self.INTERVAL:.1f} s"]
+                + [f"{100 * mean[name]:.0f} %" for name in names]
+                + [f"{100 * sum(mean.values()):.0f} % of {100 * (os.cpu_count() or 1)} %"]
+            )
+        header = ["While measuring", "Time", *names, "All"]
+        return markdown_table(header, rows, [False, True] + [True] * (len(names) + 1))
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.subscribers, args.rate, args.seconds, args.repeats, args.idle = 50, 50, 0.5, 1, 100
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as temp:
-        results, idle, others = uvloop.run(
+        results, idle, census = uvloop.run(
             compare(Path(temp), args.subscribers, args.rate, args.seconds, args.repeats, args.idle)
         )
     print_report(
@@ -146,9 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes=[f"{args.repeats} runs of {args.seconds:g} s each, interleaved; ratios against 1 worker"],
         began=began,
         body=f"{ratio_table(results, 2)}\n\n{per_core_table(results, idle)}\n\n"
-        + "\n".join(
-            f"CPU of {name} over the runs: {100 * share:.0f} % of a core." for name, share in others.items()
-        ),
+        f"Where the CPU went (each process's share of one core, averaged over the half-second intervals "
+        f"in which that gateway carried the load):\n\n{census}",
     )
     return 0
 
