@@ -56,7 +56,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def start_workers(workers: int, workdir: Path, redis_url: str) -> WorkersServer:
-    settings = {"PULSE_BROKER_URL": redis_url, "PULSE_WORKERS": str(workers), "PULSE_HISTORY_URL": "none://"}
+    settings = {
+        "PULSE_BROKER_URL": redis_url,
+        "PULSE_WORKERS": str(workers),
+        "PULSE_HISTORY_URL": "none://",
+        # The gateway's default, not bench.fanout's 256 KiB (made to close a stuck client within a run):
+        # a backlog here should show as latency, not as subscribers closed with 4001.
+        "PULSE_CLIENT_QUEUE_BYTES": str(1024 * 1024),
+    }
     label = f"{workers} worker{'s' if workers > 1 else ''}"
     server = start_server("pulseboard", workdir, settings=settings, label=label, pinned=False)
     return WorkersServer(label, server.port, server.process, server.pulse)
@@ -209,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=shlex.join([sys.executable, "-m", "bench.workers", *arguments]),
         notes=[f"{args.repeats} runs of {args.seconds:g} s each, interleaved; ratios against 1 worker"],
         began=began,
-        body=f"{ratio_table(results, 2)}\n\n{per_core_table(results, idle)}\n\n"
+        body=f"{ratio_table(results, 2)}\n\n"
+        + "".join(f"- {result.server}: {result.note}\n" for result in results if result.note)
+        + f"\n{per_core_table(results, idle)}\n\n"
         f"Where the CPU went (each process's share of one core, averaged over the half-second intervals "
         f"in which that gateway carried the load):\n\n{census}",
     )
