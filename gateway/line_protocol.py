@@ -72,6 +72,9 @@ def parse(body: bytes, precision: str, now: float) -> Batch:
     scale = PRECISIONS[precision]
     batch = Batch()
     channels: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
+    # Field keys repeat on every line: each is made a series name once per request.
+    series_names: dict[str, str] = {}
+    isfinite = math.isfinite
     for number, line in _lines(body):
         try:
             parsed = parse_line(line)
@@ -79,25 +82,28 @@ def parse(body: bytes, precision: str, now: float) -> Batch:
             raise LineError(number, str(exc).rstrip("."), line) from None
         values: dict[str, float] = {}
         for key, value in parsed["fields"].items():
-            if isinstance(value, str):
+            kind = value.__class__
+            if kind is str:
                 continue
-            number_value = float(value)
-            if not math.isfinite(number_value):
+            number_value = value if kind is float else float(value)
+            if not isfinite(number_value):
                 raise LineError(number, f"field {key!r} is not a finite number", line)
-            values[to_name(key)] = number_value
+            name = series_names.get(key)
+            if name is None:
+                name = series_names[key] = to_name(key)
+            values[name] = number_value
         if not values:
             batch.skipped += 1
             continue
         if len(values) > MAX_SERIES_PER_POINT:
             raise LineError(number, f"{len(values)} fields; at most {MAX_SERIES_PER_POINT} per line", line)
         stamp = parsed["time"]
-        point = {"ts": now if stamp is None else stamp * scale, "values": values}
         tags = parsed["tags"]
-        key = (parsed["measurement"], tuple(sorted(tags.items())))
+        key = (parsed["measurement"], tuple(sorted(tags.items())) if tags else ())
         points = channels.get(key)
         if points is None:
             measurement, tag_pairs = key
             channel = "data:" + to_name(".".join([measurement, *(value for _, value in tag_pairs)]))
             points = channels[key] = batch.points.setdefault(channel, [])
-        points.append(point)
+        points.append({"ts": now if stamp is None else stamp * scale, "values": values})
     return batch
