@@ -12,9 +12,10 @@ import base64
 import binascii
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway.api_http import grant_for, publish_bucket, read_body
@@ -22,7 +23,7 @@ from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError
 from gateway.deps import GatewayDep
 from gateway.line_protocol import PRECISIONS, LineError, parse
-from shared.api import MAX_BATCH
+from shared.api import MAX_BATCH, InfluxErrorBody
 from shared.channels import Channel
 
 router = APIRouter(tags=["InfluxDB compatibility"])
@@ -30,8 +31,21 @@ router = APIRouter(tags=["InfluxDB compatibility"])
 V2_PRECISIONS = ("ns", "us", "ms", "s")
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
+CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "request too large",
+    429: "too many requests",
+    503: "unavailable",
+}
+
+
+def _error(
+    status: int, message: str, *, line: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = InfluxErrorBody(code=CODES.get(status, "invalid"), message=message, line=line)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def influx_token(authorization: str | None, password: str | None) -> str | None:
@@ -62,6 +76,17 @@ def _decompress(body: bytes, limit: int) -> bytes | None:
 async def _write(
     request: Request, gateway: GatewayDep, precision: str, authorization: str | None, password: str | None
 ) -> Response:
+    try:
+        return await _write_lines(request, gateway, precision, authorization, password)
+    except HTTPException as exc:
+        # The shared checks (token, body size, publish rate) answer in FastAPI's shape; InfluxDB clients
+        # read InfluxDB's.
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _write_lines(
+    request: Request, gateway: GatewayDep, precision: str, authorization: str | None, password: str | None
+) -> Response:
     started = time.perf_counter()
     token = influx_token(authorization, password)
     grant = grant_for(gateway, None if token is None else f"Bearer {token}")
@@ -71,17 +96,17 @@ async def _write(
         try:
             inflated = _decompress(body, limit)
         except zlib.error as exc:
-            return _error(400, "invalid", f"the body is not valid gzip: {exc}")
+            return _error(400, f"the body is not valid gzip: {exc}")
         if inflated is None:
-            return _error(413, "request too large", f"the body inflates past {limit} bytes")
+            return _error(413, f"the body inflates past {limit} bytes")
         body = inflated
     try:
         batch = parse(body, precision, time.time())
     except LineError as exc:
-        return _error(400, "invalid", str(exc), line=exc.line)
+        return _error(400, str(exc), line=exc.line)
     for name in batch.points:
         if not grant.may_publish(name):
-            return _error(403, "forbidden", f"your token does not allow publishing to {name}")
+            return _error(403, f"your token does not allow publishing to {name}")
     bucket = publish_bucket(gateway, request, grant)
     if bucket is not None:
         bucket.spend(batch.count - 1)
@@ -92,9 +117,9 @@ async def _write(
             for first in range(0, len(points), MAX_BATCH):
                 published += len(await gateway.broker.publish(channel, points[first : first + MAX_BATCH]))
     except ChannelLimitError as exc:
-        return _error(413, "request too large", f"{exc} ({published} points before it were published)")
+        return _error(413, f"{exc} ({published} points before it were published)")
     except PublishError as exc:
-        return _error(503, "unavailable", f"not written: {exc} ({published} points before it were published)")
+        return _error(503, f"not written: {exc} ({published} points before it were published)")
     gateway.metrics.messages_in += published
     gateway.metrics.publish_latency.observe(time.perf_counter() - started)
     return Response(status_code=204)
@@ -102,16 +127,41 @@ async def _write(
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     204: {"description": "Written"},
-    400: {"description": "A line that is not line protocol (`line` names it): nothing was published"},
-    401: {"description": "Auth is on and the token is missing or invalid"},
-    403: {"description": "The token may not publish to a line's channel: nothing was published"},
-    413: {"description": "The body (inflated) is over PULSE_MAX_BODY_BYTES, or too many channels"},
-    429: {"description": "The identity's points per second are used up"},
-    503: {"description": "The broker is down"},
+    400: {
+        "model": InfluxErrorBody,
+        "description": "A line that is not line protocol (`line` names it), a bad "
+        "precision or gzip: nothing was published",
+    },
+    401: {"model": InfluxErrorBody, "description": "Auth is on and the token is missing or invalid"},
+    403: {
+        "model": InfluxErrorBody,
+        "description": "The token may not publish to a line's channel: nothing was published",
+    },
+    413: {
+        "model": InfluxErrorBody,
+        "description": "The body (inflated) is over PULSE_MAX_BODY_BYTES, or too many channels",
+    },
+    429: {
+        "model": InfluxErrorBody,
+        "description": "The identity's points per second are used up",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+    },
+    503: {"model": InfluxErrorBody, "description": "The broker is down"},
+}
+_LINES = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/plain": {
+                "schema": {"type": "string"},
+                "example": "cpu,host=web1 user=12.5,system=3.1 1700000000000000000",
+            }
+        },
+    }
 }
 
 
-@router.post("/api/v2/write", status_code=204, responses=_RESPONSES)
+@router.post("/api/v2/write", status_code=204, responses=_RESPONSES, openapi_extra=_LINES)
 async def write_v2(
     request: Request,
     gateway: GatewayDep,
@@ -126,11 +176,11 @@ async def write_v2(
 ) -> Response:
     """Line protocol, InfluxDB 2 style (`Authorization: Token <token>`)."""
     if precision not in V2_PRECISIONS:
-        return _error(400, "invalid", f"precision {precision[:20]!r}; use one of {', '.join(V2_PRECISIONS)}")
+        return _error(400, f"precision {precision[:20]!r}; use one of {', '.join(V2_PRECISIONS)}")
     return await _write(request, gateway, precision, authorization, None)
 
 
-@router.post("/write", status_code=204, responses=_RESPONSES)
+@router.post("/write", status_code=204, responses=_RESPONSES, openapi_extra=_LINES)
 async def write_v1(
     request: Request,
     gateway: GatewayDep,
@@ -144,5 +194,5 @@ async def write_v1(
 ) -> Response:
     """Line protocol, InfluxDB 1 style (`?p=<token>` or `Authorization: Token <token>`)."""
     if precision not in PRECISIONS:
-        return _error(400, "invalid", f"precision {precision[:20]!r}; use one of {', '.join(PRECISIONS)}")
+        return _error(400, f"precision {precision[:20]!r}; use one of {', '.join(PRECISIONS)}")
     return await _write(request, gateway, precision, authorization, p)

@@ -102,6 +102,17 @@ class ErrorBody(_Body):
     detail: str
 
 
+class InfluxErrorBody(_Body):
+    """An error of the InfluxDB-compatible write endpoints, shaped as InfluxDB's own."""
+
+    code: str
+    """``invalid``, ``unauthorized``, ``forbidden``, ``request too large``, ``too many requests`` or
+    ``unavailable``."""
+    message: str
+    line: int | None = None
+    """The number of the line that is not valid (``invalid`` only)."""
+
+
 class ParameterError(_Body):
     loc: list[str | int]
     """Where the bad value was, such as ``["query", "limit"]``."""

@@ -40,7 +40,9 @@ HEALTH = "GET /healthz"
 METRICS = "GET /metrics"
 RANGE = "GET /api/channels/{channel}/range"
 READY = "GET /readyz"
-OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, METRICS, RANGE, READY}
+WRITE_V2 = "POST /api/v2/write"
+WRITE_V1 = "POST /write"
+OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, METRICS, RANGE, READY, WRITE_V2, WRITE_V1}
 
 
 @dataclass
@@ -127,6 +129,8 @@ def test_open_gateway_conforms_to_its_schema(start_gateway: StartGateway) -> Non
             METRICS: {200},
             RANGE: {200, 400, 422},
             READY: {200},
+            WRITE_V2: {204, 400},
+            WRITE_V1: {204, 400},
         }
     )
 
@@ -136,7 +140,16 @@ IDENTITIES: dict[str, tuple[dict[str, list[str]] | None, dict[str, set[int]]]] =
     # Whatever Authorization header schemathesis makes up (or none): never a valid token.
     "anonymous": (
         None,
-        {PUBLISH: {401}, CHANNELS: {401}, HISTORY: {401}, RANGE: {401}, HEALTH: {200}, METRICS: {200}},
+        {
+            PUBLISH: {401},
+            CHANNELS: {401},
+            HISTORY: {401},
+            RANGE: {401},
+            HEALTH: {200},
+            METRICS: {200},
+            WRITE_V2: {401},
+            WRITE_V1: {401},
+        },
     ),
     "reader": (
         {"subscribe": ["data:*"], "publish": []},
