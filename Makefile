@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist processes for make test (each test module runs whole in one of them); 2 halves the
+# suite's time on a 2-core machine.
+TEST_WORKERS ?= 2
 
 .PHONY: run run-scaled test test-latest bench lint check clean system-packages
 
@@ -16,7 +19,7 @@ test: $(VENV)/.dev system-packages  ## Lint, type-check and run the whole test s
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The upgrade canary: the transport builds on uvicorn's protocol interface and websockets' sans-I/O
 # protocol, the dashboard on Streamlit. Their newest releases, in a venv of their own, against the tests
