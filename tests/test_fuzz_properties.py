@@ -36,6 +36,7 @@ from shared.api import (
     HistoryHole,
     HistoryPage,
     HistoryRange,
+    InfluxErrorBody,
     ParameterError,
     ParameterErrors,
     PublishResult,
@@ -245,6 +246,9 @@ JSON_MODELS: dict[type[BaseModel], st.SearchStrategy[Any]] = {
         series=st.dictionaries(NAMES, SERIES_RANGES, max_size=3),
     ),
     ErrorBody: st.builds(ErrorBody, detail=texts()),
+    InfluxErrorBody: st.builds(
+        InfluxErrorBody, code=texts(), message=texts(), line=st.none() | st.integers(min_value=1)
+    ),
     ParameterError: PARAMETER_ERRORS,
     ParameterErrors: st.builds(ParameterErrors, detail=st.lists(PARAMETER_ERRORS, max_size=3)),
 }
