@@ -13,7 +13,7 @@ from gateway.worker_board import INTERVAL, WorkerSnapshot
 log = logging.getLogger(__name__)
 
 
-def local_snapshot(gateway: Gateway) -> WorkerSnapshot:
+def _families(gateway: Gateway) -> list[Family]:
     hub = gateway.hub
     gauges = {
         "pulse_outbox_pending_bytes": float(sum(c.outbox.pending for c in hub.connections)),
@@ -30,30 +30,33 @@ def local_snapshot(gateway: Gateway) -> WorkerSnapshot:
         "pulse_transport_portable_connections_total": float(transport.portable_connections),
         "pulse_transport_missing_capabilities_total": float(transport.missing_capabilities),
     }
+    return gateway.metrics.families(gauges, counters)
+
+
+def local_snapshot(gateway: Gateway) -> WorkerSnapshot:
     return WorkerSnapshot(
         pid=os.getpid(),
-        families=gateway.metrics.families(gauges, counters),
+        families=_families(gateway),
         latency=gateway.metrics.publish_latency,
-        subscribers=hub.subscriber_counts(),
+        subscribers=gateway.hub.subscriber_counts(),
     )
 
 
 def metrics_text(gateway: Gateway) -> str:
-    own = local_snapshot(gateway)
     board = gateway.board
     if board is None:
-        return render(own.families, own.latency)
-    combined = board.combined(own)
+        return render(_families(gateway), gateway.metrics.publish_latency)
+    combined = board.combined(local_snapshot(gateway))
     workers = Family("pulse_workers", "gauge", "Worker processes of this gateway running.", combined.workers)
     return render([*combined.families, workers], combined.latency)
 
 
 def subscriber_counts(gateway: Gateway) -> dict[str, int]:
-    """Subscribers per channel on every worker of this gateway (this process alone without workers)."""
+    """Subscribers per channel on every worker of this gateway (this process alone without workers):
+    this worker's counted now, the others' from their latest snapshots; no metrics are gathered."""
+    own = gateway.hub.subscriber_counts()
     board = gateway.board
-    if board is None:
-        return gateway.hub.subscriber_counts()
-    return dict(board.combined(local_snapshot(gateway)).subscribers)
+    return own if board is None else dict(board.subscribers(own))
 
 
 async def share_snapshots(gateway: Gateway) -> None:

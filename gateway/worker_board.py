@@ -103,6 +103,15 @@ class WorkerBoard:
                 found.append(WorkerSnapshot.from_json(path.read_text()))
         return found
 
+    def subscribers(self, own: dict[str, int]) -> Counter[str]:
+        """``own`` (this worker's subscriber counts, current) plus every other live worker's latest."""
+        now = time.time()
+        total: Counter[str] = Counter(own)
+        for snapshot in self.snapshots():
+            if snapshot.pid != self.pid and snapshot.live(now):
+                total.update(snapshot.subscribers)
+        return total
+
     def combined(self, own: WorkerSnapshot) -> Combined:
         """``own`` (written first, so it is current) with every other worker's latest snapshot."""
         self.write(own)
