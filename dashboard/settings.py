@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dashboard.channel_buffer import DEFAULT_MAX_POINTS
 from dashboard.ranges import DEFAULT_POINTS as DEFAULT_RANGE_POINTS
 from dashboard.ranges import DEFAULT_REFRESH as DEFAULT_RANGE_REFRESH
+from shared.api import websocket_url
 from shared.channels import NAME_PATTERN, ChatChannelList, WatchedChannelList
 from shared.messages import MAX_HISTORY_REQUEST
 
@@ -74,9 +75,7 @@ class DashboardSettings(BaseSettings):
     @property
     def ws_url(self) -> str:
         """``/ws`` on the gateway, with ``ws`` for ``http`` and ``wss`` for ``https``."""
-        parts = urlsplit(self.gateway_url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+        return websocket_url(self.gateway_url)
 
     @property
     def token_value(self) -> str | None:

@@ -17,6 +17,7 @@ import httpx
 
 from pulseboard.history import RangeError, read_range
 from pulseboard.subscriber import Gap, Pub, Subscriber, SubscriberClosedError
+from shared.api import websocket_url
 
 Point = tuple[float, dict[str, float]]
 """A data point: its time (Unix seconds) and its values by series."""
@@ -27,7 +28,7 @@ class LiveFeed:
         self, base_url: str, *, token: str | None = None, keep: int = 1000, history: int = 1000
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self._ws_url = websocket_url(self.base_url)
         self._token = token
         self._keep = keep
         self._history = min(history, keep)

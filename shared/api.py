@@ -1,6 +1,7 @@
 """Bodies of the HTTP API (``/api/...``, ``/healthz``), shared by the gateway and its HTTP clients."""
 
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -159,3 +160,10 @@ class HistoryRange(_Body):
     """The channel's newest stored publication when the range was read (None: nothing stored yet).
     Subscribe with ``since`` set to it to get what came after, with no gap and no duplicate."""
     series: dict[str, SeriesRange]
+
+
+def websocket_url(gateway_url: str) -> str:
+    """The gateway's ``/ws`` for its HTTP URL: ``ws`` for ``http``, ``wss`` for ``https``."""
+    parts = urlsplit(gateway_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
