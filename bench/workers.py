@@ -32,9 +32,9 @@ from pathlib import Path
 import httpx
 import uvloop
 
-from bench.fanout import CLOCK_TICKS, Result, Server, interleaved, ratio_table, run_idle, start_server
+from bench.fanout import Result, Server, interleaved, process_cpu_seconds, ratio_table, run_idle, start_server
 from bench.report import markdown_table, print_report
-from tests.process_sockets import children
+from tests.process_sockets import children, command_line
 from tests.redis_server import RedisServer
 from tests.servers import stop_process
 
@@ -44,15 +44,7 @@ class WorkersServer(Server):
     """A ``python -m gateway --workers N``: its CPU is the supervisor's and every worker's."""
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *children(self.process.pid)])
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # a process that ended meanwhile
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return sum(process_cpu_seconds(pid) for pid in [self.process.pid, *children(self.process.pid)])
 
 
 def start_workers(workers: int, workdir: Path, redis_url: str) -> WorkersServer:
@@ -145,11 +137,11 @@ class CpuCensus(threading.Thread):
 
     def _totals(self) -> dict[str, float]:
         me = os.getpid()
-        publishers = [pid for pid in children(me) if b"spawn_main" in _command_line(pid)]
+        publishers = [pid for pid in children(me) if b"spawn_main" in command_line(pid)]
         totals = {name: server.cpu_seconds() for name, server in self._servers.items()}
         totals["load generator (subscribers)"] = time.process_time()
-        totals["publisher"] = sum(_cpu_seconds(pid) for pid in publishers)
-        totals["redis-server"] = _cpu_seconds(self._redis_pid)
+        totals["publisher"] = sum(process_cpu_seconds(pid) for pid in publishers)
+        totals["redis-server"] = process_cpu_seconds(self._redis_pid)
         return totals
 
     def run(self) -> None:
@@ -184,13 +176,6 @@ class CpuCensus(threading.Thread):
             )
         header = ["While measuring", "Time", *names, "All"]
         return markdown_table(header, rows, [False, True] + [True] * (len(names) + 1))
-
-
-def _command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

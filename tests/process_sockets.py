@@ -15,6 +15,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> bytes:
+    """``pid``'s command line (NUL-separated), or empty when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _inode_of_server_side(server_port: int, client_port: int) -> str | None:
     """The socket inode of the server's end of the connection from ``client_port``."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

@@ -23,6 +23,14 @@ def free_port() -> int:
         return port
 
 
+def metric(http_url: str, name: str) -> float:
+    """The value of the unlabelled sample ``name`` in the gateway's ``/metrics``."""
+    for line in httpx.get(f"{http_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
     wait_for_http(f"{url}/healthz", process, log, timeout, ok=(200, 503))
 

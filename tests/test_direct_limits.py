@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
-from tests.servers import GatewayProcess, StartGateway
+from tests.servers import GatewayProcess, StartGateway, metric
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_brokers
@@ -74,13 +74,6 @@ def publish(http: httpx.Client, gateway: GatewayProcess, channel: str) -> int:
     return offset
 
 
-def metric(gateway: GatewayProcess, name: str) -> float:
-    for line in httpx.get(f"{gateway.http_url}/metrics").text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
-
-
 def test_one_user_flooding_directs_cannot_disconnect_a_reading_victim(gateway: GatewayProcess) -> None:
     """Four connections of one user flood 63 KB directs at a reading victim: they get rate_limited, the
     victim stays connected, gets every acked direct and every pub of its channel."""
@@ -107,7 +100,7 @@ def test_one_user_flooding_directs_cannot_disconnect_a_reading_victim(gateway: G
         assert reader.closed is None, f"the victim was closed: {reader.closed}"
         assert reader.offsets == published and reader.directs == outcomes["ack"]
         assert victim.request({"op": "ping"})["type"] == "pong"
-    assert metric(gateway, "pulse_slow_disconnects_total") == 0
+    assert metric(gateway.http_url, "pulse_slow_disconnects_total") == 0
 
 
 def test_a_direct_over_the_budget_is_too_large(start_gateway: StartGateway) -> None:
@@ -143,7 +136,7 @@ def test_many_senders_fill_only_the_targets_direct_budget(start_gateway: StartGa
         published.append(publish(http, gateway, "data:feed"))
         assert set(outcomes) <= {"ack", "rate_limited"}, outcomes
         assert outcomes["rate_limited"] > 0, outcomes
-        assert metric(gateway, "pulse_direct_refused_total") == outcomes["rate_limited"]
+        assert metric(gateway.http_url, "pulse_direct_refused_total") == outcomes["rate_limited"]
         reader = Reader(victim)
         reader.start()
         eventually(lambda: reader.caught_up(published, outcomes["ack"]))
@@ -178,10 +171,12 @@ def test_across_processes_the_target_budget_holds_where_the_target_lives(
                 greedy_outcomes = send_directs(greedy, victim.client_id, 6)
             assert greedy_outcomes["rate_limited"] > 0 and set(greedy_outcomes) <= {"ack", "rate_limited"}
             acked = outcomes["ack"] + greedy_outcomes["ack"]
-            assert eventually(lambda: metric(there, "pulse_direct_refused_total")) > 0
+            assert eventually(lambda: metric(there.http_url, "pulse_direct_refused_total")) > 0
             reader = Reader(victim)
             reader.start()
-            eventually(lambda: reader.caught_up([], acked - metric(there, "pulse_direct_refused_total")))
+            eventually(
+                lambda: reader.caught_up([], acked - metric(there.http_url, "pulse_direct_refused_total"))
+            )
             reader.finish()
             assert reader.closed is None, f"the victim was closed: {reader.closed}"
             assert victim.request({"op": "ping"})["type"] == "pong"

@@ -18,8 +18,7 @@ from gateway.transport.http_guard import HandshakeGuardProtocol, missing
 from gateway.transport.stats import stats
 from gateway.transport.websocket import PulseWebSocketProtocol
 from gateway.transport.websocket import missing as protocol_missing
-from tests.servers import AppProcess, GatewayProcess, StartGateway, free_port
-from tests.test_wire import metric
+from tests.servers import AppProcess, GatewayProcess, StartGateway, free_port, metric
 
 MiB = 1024 * 1024
 UPGRADE = (

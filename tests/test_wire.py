@@ -17,7 +17,7 @@ from websockets.frames import Frame, Opcode
 
 from gateway.transport.frames import _encode_frame, text_frame
 from tests.client import Client
-from tests.servers import StartGateway
+from tests.servers import StartGateway, metric
 from tests.waiting import eventually
 
 
@@ -34,13 +34,6 @@ def test_a_shared_frame_is_encoded_once() -> None:
     """The hub hands every subscriber the same frame text; it is encoded the first time only."""
     text = '{"type":"pub","channel":"data:x","offset":1}'
     assert text_frame(text) is text_frame(text)
-
-
-def metric(http_url: str, name: str) -> float:
-    for line in httpx.get(f"{http_url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 def assert_delivers(http_url: str, client: Client, count: int) -> None:

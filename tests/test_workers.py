@@ -4,7 +4,6 @@ other's publications in order, presence and direct messages cross workers, ``/me
 supervisor replaces it and its clients resume on a live worker."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
-from tests.process_sockets import children, holder
-from tests.servers import ROOT, GatewayProcess
+from tests.process_sockets import children, command_line, holder
+from tests.servers import ROOT, GatewayProcess, metric
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -27,26 +26,15 @@ pytestmark = pytest.mark.slow
 def gateway(tmp_path: Path, redis_url: str) -> Iterator[GatewayProcess]:
     env = {"PULSE_BROKER_URL": redis_url, "PULSE_WORKERS": "2", "PULSE_HISTORY_URL": "none://"}
     process = GatewayProcess(tmp_path, env=env).start()
-    eventually(lambda: metric(process, "pulse_workers") == 2, timeout=20)
+    eventually(lambda: metric(process.http_url, "pulse_workers") == 2, timeout=20)
     yield process
     process.stop()
-
-
-def metric(gateway: GatewayProcess, name: str) -> float:
-    text = httpx.get(f"{gateway.http_url}/metrics", timeout=5).text
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert found is not None, f"{name} not in /metrics:\n{text}"
-    return float(found.group(1))
 
 
 def workers_of(gateway: GatewayProcess) -> list[int]:
     """The supervisor's worker processes (not multiprocessing's resource tracker, also its child)."""
     assert gateway.process is not None
-    return [
-        pid
-        for pid in children(gateway.process.pid)
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    return [pid for pid in children(gateway.process.pid) if b"spawn_main" in command_line(pid)]
 
 
 def worker_holding(gateway: GatewayProcess, client: Client) -> int | None:
@@ -125,9 +113,9 @@ def test_workers_act_as_one_gateway(gateway: GatewayProcess) -> None:
             return int(listed["channels"][0]["subscribers"])
 
         eventually(lambda: subscribers() == 2, timeout=5)  # whichever worker answers
-        eventually(lambda: metric(gateway, "pulse_connections") == 2, timeout=5)
-        assert metric(gateway, "pulse_messages_in_total") == 10
-        assert metric(gateway, "pulse_broker_up") == 1
+        eventually(lambda: metric(gateway.http_url, "pulse_connections") == 2, timeout=5)
+        assert metric(gateway.http_url, "pulse_messages_in_total") == 10
+        assert metric(gateway.http_url, "pulse_broker_up") == 1
     finally:
         ann.close()
         ben.close()
@@ -146,7 +134,7 @@ def test_a_killed_worker_loses_no_acknowledged_chat_and_its_clients_resume_on_an
             assert reply["type"] == "ack", reply
         seen = doomed.pubs(20)
         assert [p["offset"] for p in survivor.pubs(20)] == list(range(1, 21))
-        eventually(lambda: metric(gateway, "pulse_messages_in_total") == 20, timeout=5)
+        eventually(lambda: metric(gateway.http_url, "pulse_messages_in_total") == 20, timeout=5)
 
         os.kill(doomed_pid, signal.SIGKILL)
         with pytest.raises(ConnectionClosed):
@@ -176,9 +164,9 @@ def test_a_killed_worker_loses_no_acknowledged_chat_and_its_clients_resume_on_an
             raise AssertionError(
                 f"no replacement for {doomed_pid}: {workers_of(gateway)}\n{gateway.log()}"
             ) from None
-        eventually(lambda: metric(gateway, "pulse_workers") == 2, timeout=20)
+        eventually(lambda: metric(gateway.http_url, "pulse_workers") == 2, timeout=20)
         # The dead worker's counters stay in the sum: totals never go backwards.
-        assert metric(gateway, "pulse_messages_in_total") == 25
+        assert metric(gateway.http_url, "pulse_messages_in_total") == 25
     finally:
         doomed.close()
         survivor.close()
