@@ -12,7 +12,7 @@ import base64
 import binascii
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
@@ -74,10 +74,18 @@ def _decompress(body: bytes, limit: int) -> bytes | None:
 
 
 async def _write(
-    request: Request, gateway: GatewayDep, precision: str, authorization: str | None, password: str | None
+    request: Request,
+    gateway: GatewayDep,
+    precision: tuple[str, Collection[str]],
+    authorization: str | None,
+    password: str | None,
 ) -> Response:
+    """Write the body's lines; ``precision`` is the one asked for and those this endpoint takes."""
+    unit, allowed = precision
+    if unit not in allowed:
+        return _error(400, f"precision {unit[:20]!r}; use one of {', '.join(allowed)}")
     try:
-        return await _write_lines(request, gateway, precision, authorization, password)
+        return await _write_lines(request, gateway, unit, authorization, password)
     except HTTPException as exc:
         # The shared checks (token, body size, publish rate) answer in FastAPI's shape; InfluxDB clients
         # read InfluxDB's.
@@ -175,9 +183,7 @@ async def write_v2(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 2 style (`Authorization: Token <token>`)."""
-    if precision not in V2_PRECISIONS:
-        return _error(400, f"precision {precision[:20]!r}; use one of {', '.join(V2_PRECISIONS)}")
-    return await _write(request, gateway, precision, authorization, None)
+    return await _write(request, gateway, (precision, V2_PRECISIONS), authorization, None)
 
 
 @router.post("/write", status_code=204, responses=_RESPONSES, openapi_extra=_LINES)
@@ -193,6 +199,4 @@ async def write_v1(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 1 style (`?p=<token>` or `Authorization: Token <token>`)."""
-    if precision not in PRECISIONS:
-        return _error(400, f"precision {precision[:20]!r}; use one of {', '.join(PRECISIONS)}")
-    return await _write(request, gateway, precision, authorization, p)
+    return await _write(request, gateway, (precision, PRECISIONS), authorization, p)
