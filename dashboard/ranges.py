@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from dashboard.arrays import FloatArray, empty_trace
 from dashboard.channel_buffer import ChannelBuffer, Clock
 from dashboard.windows import TimeRange
-from shared.api import ErrorBody, HistoryRange, RangeResolution, SeriesRange
+from pulseboard.gateway_api import error_detail
+from shared.api import HistoryRange, RangeResolution, SeriesRange
 from shared.messages import StreamPosition
 
 DEFAULT_POINTS = 1500
@@ -222,16 +223,9 @@ class RangeReader:
         except httpx.HTTPError as exc:
             return RangeFailure(f"the gateway did not answer ({type(exc).__name__}: {exc})", now)
         if response.status_code != 200:
-            return RangeFailure(f"HTTP {response.status_code}: {_detail(response)}", now)
+            return RangeFailure(f"HTTP {response.status_code}: {error_detail(response)}", now)
         try:
             body = HistoryRange.model_validate_json(response.content)
         except ValidationError as exc:
             return RangeFailure(f"not a range: {exc.error_count()} errors", now)
         return StoredRange.read_at(body, now, buffer)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        return ErrorBody.model_validate_json(response.content).detail
-    except ValidationError:
-        return response.text[:200]

@@ -50,7 +50,8 @@ def _describe(exc: httpx.RequestError) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _detail(response: httpx.Response) -> str:
+def error_detail(response: httpx.Response) -> str:
+    """What a gateway's error answer says: its ``detail``, else the start of its text."""
     try:
         return ErrorBody.model_validate_json(response.content).detail
     except ValidationError:
@@ -112,9 +113,9 @@ class GatewayAPI:
         except httpx.RequestError as exc:
             return Failed(_describe(exc))
         if 400 <= response.status_code < 500:
-            return Rejected(response.status_code, _detail(response))
+            return Rejected(response.status_code, error_detail(response))
         if response.status_code != 200:
-            return Failed(f"HTTP {response.status_code}: {_detail(response)}")
+            return Failed(f"HTTP {response.status_code}: {error_detail(response)}")
         try:
             return Published(PublishResult.model_validate_json(response.content).offsets)
         except ValidationError:

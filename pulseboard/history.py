@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from pulseboard.gateway_api import error_detail
 from shared.api import HistoryRange
 
 
@@ -30,5 +31,5 @@ async def read_range(
         params["series"] = list(series)
     response = await http.get(f"/api/channels/{channel}/range", params=params)
     if response.status_code != 200:
-        raise RangeError(f"range of {channel}: HTTP {response.status_code}: {response.text[:300]}")
+        raise RangeError(f"range of {channel}: HTTP {response.status_code}: {error_detail(response)}")
     return HistoryRange.model_validate_json(response.content)
