@@ -23,57 +23,38 @@ is never dropped silently: ``refused`` says which and why.
 """
 
 import asyncio
-import concurrent.futures
-import contextlib
 import logging
-import threading
 import time
-from collections.abc import Collection, Coroutine, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import count
-from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from dashboard.ingest import apply_membership, apply_presence, apply_pub, namespace_of
-from dashboard.link import Link, NotConnectedError
 from dashboard.recovery import fill_gap
 from dashboard.session_buffer import ConnectionState, GatewayOverview, SessionBuffer
 from dashboard.settings import DashboardSettings
+from pulseboard.connection import (
+    Connected,
+    Connection,
+    ConnectionStoppedError,
+    Disconnected,
+    Event,
+    Gap,
+    Refused,
+)
+from pulseboard.link import NotConnectedError
+from pulseboard.loop_thread import LoopClosedError, LoopThread
 from shared.api import ChannelList, Health
 from shared.backoff import Backoff
 from shared.channels import Channel, Namespace
-from shared.codes import CloseCode, should_reconnect
-from shared.messages import (
-    Ack,
-    Error,
-    Join,
-    Leave,
-    Presence,
-    PresenceOp,
-    Pub,
-    PublishOp,
-    ServerMessage,
-    StreamPosition,
-    Subscribed,
-    SubscribeOp,
-    Welcome,
-    parse_server_frame,
-)
+from shared.codes import CloseCode
+from shared.messages import Join, Leave, Presence, PresenceOp, Pub, Subscribed
 
 log = logging.getLogger(__name__)
 
-STABLE_AFTER = 5.0
-"""Seconds a connection must stay up before the backoff starts again from its first delay: a gateway that
-accepts and then closes at once must not get a reconnect storm."""
-T = TypeVar("T")
-CLOSE_TIMEOUT = 0.5
-"""Seconds to wait for the gateway's close frame when stopping: a released session frees its thread fast."""
-MAX_FRAME_BYTES = 16 * 1024 * 1024
 MAX_AUTO_CHANNELS = 100
 """Discovered channels subscribed at most, besides configured and picked ones (the gateway allows 128
 subscriptions per connection: the rest is room for the user's picks)."""
@@ -121,9 +102,8 @@ class ConsumerConfig:
             discover_interval=settings.dashboard_discover_interval,
         )
 
-
-class _StopConsumerError(Exception):
-    """Raised on the loop when the consumer must not reconnect; the message is shown to the user."""
+    def history_for(self, channel: str) -> int:
+        return self.history if namespace_of(channel) is Namespace.DATA else self.chat_history
 
 
 class Consumer:
@@ -132,27 +112,27 @@ class Consumer:
     def __init__(self, buffer: SessionBuffer, config: ConsumerConfig) -> None:
         self.buffer = buffer
         self.config = config
-        # Created here, run on the thread: ``stop`` can schedule onto it even before the thread started.
-        self._loop = asyncio.new_event_loop()
-        self._stop_requested = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pulse-consumer-{next(_serial)}", daemon=True)
-        self._wanted: dict[str, None] = dict.fromkeys((*config.rooms, *config.channels))
-        """Channels to be subscribed on every connection, in order (a dict as an ordered set)."""
+        self.connection = Connection(
+            config.ws_url,
+            self._on_event,
+            (*config.rooms, *config.channels),
+            token=config.token,
+            name=config.name,
+            history=config.history_for,
+            backoff=Backoff(first=config.backoff_first, cap=config.backoff_cap),
+            open_timeout=5.0,
+        )
+        self._thread = LoopThread(self._main, name=f"pulse-consumer-{next(_serial)}")
         self._discovered: set[str] = set()
-        """The channels of ``_wanted`` that discovery chose (at most ``MAX_AUTO_CHANNELS``)."""
+        """The channels discovery chose (at most ``MAX_AUTO_CHANNELS``)."""
         self._refused: dict[str, str] = {}
         """Configured or picked channels the gateway refused, with its reason (read from any thread)."""
         self._declined: set[str] = set()
         """Discovered channels the gateway refused: discovery does not choose them again."""
-        self._link: Link | None = None
-        self._resuming: dict[str, StreamPosition] = {}
-        """Channels subscribed with ``since`` on this connection, until their ``subscribed`` arrives."""
         self._replay_until: dict[str, tuple[int, str]] = {}
-        """Per channel, the last offset of the history replayed on subscribe: notifications published
-        before this session opened are the past, logged but not popped up as toasts."""
+        """Per channel, the last offset of the history replayed on its first subscribe: notifications
+        published before this session opened are the past, logged but not popped up as toasts."""
         self._opened_at = time.time()
-        self._subscribe_refs: dict[int, str] = {}
-        self._last_error = ""
         self._http: httpx.AsyncClient | None = None
 
     # -- any thread -------------------------------------------------------------------------------
@@ -167,21 +147,18 @@ class Consumer:
 
     def stop(self) -> None:
         """Ask the thread to close its connection and end. Never blocks: safe from Streamlit's loop."""
-        # A closed loop raises RuntimeError: the thread has already ended.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._stop_requested.set)
+        self._thread.stop()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end (tests and shutdown only); True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._thread.join(timeout)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
     @property
     def connected(self) -> bool:
-        return self._link is not None
+        return self.connection.connected
 
     def publish(self, channel: str, payload: BaseModel, timeout: float) -> int:
         """Publish over the session's socket and wait for the ack; return the publication's offset.
@@ -190,47 +167,36 @@ class Consumer:
         ``RequestRejectedError`` when the gateway refuses the payload, ``SendTimeoutError`` after
         ``timeout`` seconds without an answer.
         """
-        if self._link is None:
+        if not self.connection.connected:
             raise NotConnectedError(self._why_not_connected())
-        op = PublishOp(op="publish", channel=channel, data=payload.model_dump(exclude_none=True))
         try:
-            return self._on_loop(self._publish(op), timeout)
+            return self._thread.run(
+                self.connection.publish(channel, payload.model_dump(exclude_none=True)), timeout
+            )
+        except LoopClosedError:
+            raise NotConnectedError("the dashboard's connection has been shut down") from None
         except TimeoutError:
             raise SendTimeoutError(
                 f"the gateway did not acknowledge within {timeout:g} s; it may not have been published"
             ) from None
 
-    def _on_loop(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run ``work`` on the consumer's loop and wait for it, from the script thread; ``TimeoutError``
-        after ``timeout`` seconds (``work`` is cancelled)."""
-        try:
-            future = asyncio.run_coroutine_threadsafe(work, self._loop)
-        except RuntimeError:
-            work.close()
-            raise NotConnectedError("the dashboard's connection has been shut down") from None
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
-
     def join_room(self, room: str) -> None:
         """Subscribe to a ``chat:`` room on this and every later connection (history loads on join)."""
         if Channel.parse(room).namespace is not Namespace.CHAT:
             raise ValueError(f"{room!r} is not a chat: channel")
-        try:
-            self._loop.call_soon_threadsafe(self._want, room)
-        except RuntimeError:
-            raise ConsumerStoppedError("the dashboard's connection has been shut down") from None
+        self._on_loop(self.connection.subscribe, room)
 
     def watch(self, channel: str) -> None:
         """Subscribe to a ``data:`` or ``notify:`` channel the user picked, now and on every later
         connection; if the gateway refuses, ``refused`` says why."""
         if Channel.parse(channel).namespace not in AUTO_NAMESPACES:
             raise ValueError(f"{channel!r} is not a data: or notify: channel")
+        self._on_loop(self._pick, channel)
+
+    def _on_loop(self, function: Callable[[str], None], channel: str) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._pick, channel)
-        except RuntimeError:
+            self._thread.call(function, channel)
+        except LoopClosedError:
             raise ConsumerStoppedError("the dashboard's connection has been shut down") from None
 
     def refused(self) -> dict[str, str]:
@@ -243,7 +209,9 @@ class Consumer:
         Called from the script thread; raises ``NotConnectedError`` when the gateway cannot answer.
         """
         try:
-            return self._on_loop(self._find(prefix, limit), timeout)
+            return self._thread.run(self._find(prefix, limit), timeout)
+        except LoopClosedError:
+            raise NotConnectedError("the dashboard's connection has been shut down") from None
         except TimeoutError:
             raise NotConnectedError(f"the gateway did not answer within {timeout:g} s") from None
 
@@ -266,153 +234,39 @@ class Consumer:
 
     # -- the consumer thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._main())
-        except Exception:
-            log.exception("the dashboard consumer failed")
-            self.buffer.set_connection(ConnectionState.STOPPED, error="internal error (see the log)")
-        finally:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-
     async def _main(self) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
-        async with httpx.AsyncClient(
-            base_url=self.config.http_url, headers=headers, timeout=httpx.Timeout(5.0), trust_env=False
-        ) as http:
-            self._http = http
-            stop = asyncio.ensure_future(self._stop_requested.wait())
-            work = asyncio.ensure_future(self._connect_forever(http))
-            await asyncio.wait({stop, work}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (stop, work):
-                task.cancel()
-            await asyncio.gather(stop, work, return_exceptions=True)
-        if self._stop_requested.is_set():
-            self.buffer.set_connection(ConnectionState.STOPPED, error="released")
-
-    async def _connect_forever(self, http: httpx.AsyncClient) -> None:
-        backoff = Backoff(first=self.config.backoff_first, cap=self.config.backoff_cap)
-        headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
-        url = self.config.ws_url
-        if not self.config.token:
-            url = f"{url}?{urlencode({'name': self.config.name})}"
-        while True:
-            state = ConnectionState.CONNECTING if backoff.failures == 0 else ConnectionState.RECONNECTING
-            self.buffer.set_connection(state, attempt=backoff.failures, error=self._last_error)
-            opened_at = time.monotonic()
-            error = ""
-            try:
-                async with connect(
-                    url,
-                    additional_headers=headers,
-                    proxy=None,
-                    open_timeout=5.0,
-                    close_timeout=CLOSE_TIMEOUT,
-                    max_size=MAX_FRAME_BYTES,
-                    compression=None,
-                ) as ws:
-                    with contextlib.suppress(ConnectionClosed):
-                        await self._serve(ws, http)
-                    error = self._check_close(ws)
-            except _StopConsumerError as exc:
-                self.buffer.set_connection(ConnectionState.STOPPED, error=str(exc))
-                return
-            except InvalidStatus as exc:
-                error = f"the gateway refused the WebSocket: HTTP {exc.response.status_code}"
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
-                error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            if time.monotonic() - opened_at >= STABLE_AFTER:
-                backoff.succeeded(time.monotonic())
-            delay = backoff.failed(time.monotonic())
-            self._last_error = error
-            self.buffer.set_connection(ConnectionState.RECONNECTING, attempt=backoff.failures, error=error)
-            log.info("gateway connection lost (%s); reconnecting in %.2f s", error, delay)
-            await asyncio.sleep(delay)
-
-    def _check_close(self, ws: ClientConnection) -> str:
-        """What the close means: raises ``_StopConsumerError`` when we must not reconnect, else the reason."""
-        code, reason = ws.close_code, ws.close_reason or ""
-        if code == CloseCode.UNAUTHORIZED:
-            why = f"4401 {reason}".strip()
-            raise _StopConsumerError(f"unauthorized ({why}): set a valid PULSE_TOKEN and reload")
-        if code is not None and not should_reconnect(code):
-            raise _StopConsumerError(f"the gateway closed the connection: {code} {reason}".strip())
-        return f"closed: {code} {reason}".strip() if code is not None else "connection lost"
-
-    async def _serve(self, ws: ClientConnection, http: httpx.AsyncClient) -> None:
-        welcome = self._welcome(await ws.recv())
-        if welcome.auth_required:
-            raise _StopConsumerError("the gateway requires a token: set PULSE_TOKEN and reload")
-        link = Link(ws, welcome.client_id, welcome.name)
-        self._resuming.clear()
-        self._subscribe_refs.clear()
-        self._link = link
-        self.buffer.set_connection(ConnectionState.CONNECTED)
-        log.info("connected to %s as %s (%s)", self.config.ws_url, welcome.name, welcome.client_id)
-        discovery = asyncio.ensure_future(self._discover_forever(http, link))
+        self.buffer.set_connection(ConnectionState.CONNECTING)
         try:
-            positions = self.buffer.positions()
-            for channel in list(self._wanted):
-                await self._subscribe(link, channel, positions.get(channel))
-            async for frame in ws:
-                received_at = time.time()
-                try:
-                    messages = parse_server_frame(frame)
-                except ValidationError as exc:
-                    log.warning("dropped a frame that does not follow the protocol: %s", exc.errors()[:1])
-                    continue
-                for message in messages:
-                    await self._handle(link, http, message, received_at)
-        finally:
-            self._link = None
-            link.close("the connection to the gateway was lost before the reply")
-            discovery.cancel()
-
-    @staticmethod
-    def _welcome(frame: str | bytes) -> Welcome:
-        messages = parse_server_frame(frame)
-        if len(messages) != 1 or not isinstance(messages[0], Welcome):
-            raise _StopConsumerError("the server did not greet with a Pulseboard welcome: is the URL right?")
-        return messages[0]
+            async with httpx.AsyncClient(
+                base_url=self.config.http_url, headers=headers, timeout=httpx.Timeout(5.0), trust_env=False
+            ) as http:
+                self._http = http
+                async with asyncio.TaskGroup() as tasks:
+                    discovery = tasks.create_task(self._discover_forever(http))
+                    await self.connection.run()
+                    discovery.cancel()
+        except* ConnectionStoppedError as stopped:
+            self.buffer.set_connection(ConnectionState.STOPPED, error=_stopped_because(stopped.exceptions[0]))
+        except* asyncio.CancelledError:
+            self.buffer.set_connection(ConnectionState.STOPPED, error="released")
+        except* Exception:
+            log.exception("the dashboard consumer failed")
+            self.buffer.set_connection(ConnectionState.STOPPED, error="internal error (see the log)")
 
     # -- subscriptions ----------------------------------------------------------------------------
 
     def _pick(self, channel: str) -> None:
         self._refused.pop(channel, None)
         self._declined.discard(channel)
-        self._want(channel)
+        self.connection.subscribe(channel)
 
-    def _want(self, channel: str) -> None:
-        if channel in self._wanted:
-            return
-        self._wanted[channel] = None
-        link = self._link
-        if link is not None:
-            self._loop.create_task(self._subscribe(link, channel, None))
-
-    async def _subscribe(self, link: Link, channel: str, since: StreamPosition | None) -> None:
-        namespace = namespace_of(channel)
-        if since is not None:
-            op = SubscribeOp(op="subscribe", channel=channel, since=since)
-            self._resuming[channel] = since
-        else:
-            history = self.config.history if namespace is Namespace.DATA else self.config.chat_history
-            op = SubscribeOp(op="subscribe", channel=channel, history=history)
-        try:
-            self._subscribe_refs[await link.send(op)] = channel
-            if namespace is Namespace.CHAT:
-                await link.send(PresenceOp(op="presence", channel=channel))
-        except NotConnectedError:
-            pass  # the reconnect resubscribes
-
-    async def _discover_forever(self, http: httpx.AsyncClient, link: Link) -> None:
+    async def _discover_forever(self, http: httpx.AsyncClient) -> None:
         while True:
-            await self._discover(http, link)
+            await self._discover(http)
             await asyncio.sleep(self.config.discover_interval)
 
-    async def _discover(self, http: httpx.AsyncClient, link: Link) -> None:
+    async def _discover(self, http: httpx.AsyncClient) -> None:
         """Read the channel list and health: subscribe to new data and notify channels; feed the overview."""
         previous = self.buffer.overview()
         # Only what is shown and chosen from: the most recently active channels, not the whole list.
@@ -432,11 +286,10 @@ class Consumer:
             return
         self.buffer.set_overview(GatewayOverview(tuple(listing.channels), health, time.time()))
         active = [info.name for info in listing.channels]
-        taken = self._wanted.keys() | self._declined
+        taken = {*self.connection.wanted, *self._declined}
         for name in choose_discovered(active, taken, MAX_AUTO_CHANNELS - len(self._discovered)):
             self._discovered.add(name)
-            self._wanted[name] = None
-            await self._subscribe(link, name, None)
+            self.connection.subscribe(name)
 
     @staticmethod
     async def _get(
@@ -447,34 +300,35 @@ class Consumer:
             raise _HTTPStatusError(f"GET {path} answered {response.status_code}")
         return response.content
 
-    # -- messages ---------------------------------------------------------------------------------
+    # -- what the connection says -----------------------------------------------------------------
 
-    async def _handle(
-        self, link: Link, http: httpx.AsyncClient, message: ServerMessage, received_at: float
-    ) -> None:
-        if isinstance(message, Pub):
-            self._on_pub(message, received_at)
-        elif isinstance(message, Subscribed):
-            await self._on_subscribed(http, message, received_at)
-        elif isinstance(message, Join | Leave):
-            apply_membership(self.buffer, message, received_at)
-        elif isinstance(message, Presence):
-            apply_presence(self.buffer, message)
-            link.resolve(message)
-        elif isinstance(message, Error):
-            if not link.resolve(message):
-                channel = self._subscribe_refs.pop(message.ref, "") if isinstance(message.ref, int) else ""
-                if channel:
-                    self._wanted.pop(channel, None)
-                    if channel in self._discovered:
-                        self._discovered.discard(channel)
-                        self._declined.add(channel)  # not asked for by the user: not chosen again
-                    else:
-                        self._refused[channel] = f"{message.code}: {message.detail}"
-                where = channel or "a request"
-                log.warning("gateway error %s on %s: %s", message.code, where, message.detail)
-        else:
-            link.resolve(message)
+    async def _on_event(self, event: Event) -> None:
+        received_at = time.time()
+        match event:
+            case Pub():
+                self._on_pub(event, received_at)
+            case Subscribed(channel=channel, offset=offset, epoch=epoch):
+                self._replay_until.setdefault(channel, (offset, epoch))
+                if namespace_of(channel) is Namespace.CHAT:
+                    await self.connection.send(PresenceOp(op="presence", channel=channel))
+            case Gap():
+                await self._on_gap(event, received_at)
+            case Join() | Leave():
+                apply_membership(self.buffer, event, received_at)
+            case Presence():
+                apply_presence(self.buffer, event)
+            case Refused(channel=channel, code=code, detail=detail):
+                if channel in self._discovered:
+                    self._discovered.discard(channel)
+                    self._declined.add(channel)  # not asked for by the user: not chosen again
+                else:
+                    self._refused[channel] = f"{code}: {detail}"
+                log.warning("gateway refused %s: %s %s", channel, code, detail)
+            case Connected(client_id=client_id, name=name):
+                self.buffer.set_connection(ConnectionState.CONNECTED)
+                log.info("connected to %s as %s (%s)", self.config.ws_url, name, client_id)
+            case Disconnected(reason=reason, failures=failures):
+                self.buffer.set_connection(ConnectionState.RECONNECTING, attempt=failures, error=reason)
 
     def _on_pub(self, pub: Pub, received_at: float) -> None:
         replayed = self._replay_until.get(pub.channel)
@@ -487,37 +341,32 @@ class Consumer:
         except ValidationError as exc:
             log.warning("dropped a publication on %s that does not follow the contract: %s", pub.channel, exc)
 
-    async def _on_subscribed(
-        self, http: httpx.AsyncClient, subscribed: Subscribed, received_at: float
-    ) -> None:
-        if isinstance(subscribed.ref, int):
-            self._subscribe_refs.pop(subscribed.ref, None)
-        channel = subscribed.channel
-        since = self._resuming.pop(channel, None)
-        if since is None:
-            self._replay_until[channel] = (subscribed.offset, subscribed.epoch)
-            return
-        if subscribed.recovered:
-            return
-        is_data = namespace_of(channel) is Namespace.DATA
+    async def _on_gap(self, gap: Gap, received_at: float) -> None:
+        """Nothing was replayed: read what the socket missed over HTTP (``dashboard.recovery``)."""
+        http = self._http
+        is_data = namespace_of(gap.channel) is Namespace.DATA
         if is_data:
-            self.buffer.channel(channel).mark_gap(received_at)
-        log.info("%s: not recovered from %s (now %s); reloading history", channel, since, subscribed.epoch)
-        limit = self.config.history if is_data else self.config.chat_history
+            self.buffer.channel(gap.channel).mark_gap(received_at)
+        if http is None:
+            return
         complete = await fill_gap(
-            http, self.buffer, since, subscribed, limit=max(limit, 1), received_at=received_at
+            http,
+            self.buffer,
+            gap.channel,
+            gap.since,
+            gap.position,
+            limit=max(self.config.history_for(gap.channel), 1),
+            received_at=received_at,
         )
         if complete and is_data:
-            self.buffer.channel(channel).clear_gap()
+            self.buffer.channel(gap.channel).clear_gap()
 
-    async def _publish(self, op: PublishOp) -> int:
-        link = self._link
-        if link is None:
-            raise NotConnectedError(self._why_not_connected())
-        reply = await link.request(op)
-        if not isinstance(reply, Ack) or reply.offset is None:
-            raise NotConnectedError(f"unexpected reply to publish: {reply.type}")
-        return reply.offset
+
+def _stopped_because(stopped: BaseException) -> str:
+    """What the status line says when the gateway told the consumer not to reconnect."""
+    if isinstance(stopped, ConnectionStoppedError) and stopped.code in (CloseCode.UNAUTHORIZED, 401, 403):
+        return f"unauthorized ({stopped}): set a valid PULSE_TOKEN and reload"
+    return f"the gateway closed the connection: {stopped}"
 
 
 class _HTTPStatusError(Exception):

@@ -1,6 +1,6 @@
 """Filling a gap over HTTP after a resume answered ``recovered: false`` (docs/protocol.md §11, step 5).
 
-Nothing was replayed on the socket; everything above ``subscribed.offset`` arrives live. What came before
+Nothing was replayed on the socket; everything above the ``subscribed`` offset arrives live. What came before
 it is read from ``GET /api/channels/{channel}/history``:
 
 - same epoch (the gap was over the replay budget): page forward from our offset, so nothing is lost;
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from dashboard.ingest import apply_history
 from dashboard.session_buffer import SessionBuffer
 from shared.api import HistoryPage
-from shared.messages import StreamPosition, Subscribed
+from shared.messages import StreamPosition
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,20 @@ async def fetch_history(
 async def fill_gap(
     http: httpx.AsyncClient,
     buffer: SessionBuffer,
+    channel: str,
     ours: StreamPosition,
-    subscribed: Subscribed,
+    now: StreamPosition,
     *,
     limit: int,
     received_at: float,
 ) -> bool:
     """Load what the socket did not replay; True when the gap was filled completely.
 
-    Only publications up to ``subscribed.offset`` are kept: the later ones come over the socket.
-    Afterwards the channel's position is ``subscribed``'s, so live publications follow on.
+    ``now`` is where the gateway's ``subscribed`` put the channel: only publications up to it are kept,
+    the later ones come over the socket. Afterwards the channel's position is ``now``, so live
+    publications follow on.
     """
-    channel, upto, epoch = subscribed.channel, subscribed.offset, subscribed.epoch
+    upto, epoch = now.offset, now.epoch
 
     async def page_forward() -> bool:
         since = ours

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from dashboard.consumer import Consumer, ConsumerConfig
-from dashboard.link import NotConnectedError, RequestRejectedError
 from dashboard.session_buffer import ChatKind, ConnectionState, SessionBuffer
 from gateway.auth import mint_token
+from pulseboard.link import NotConnectedError, RequestRejectedError
 from shared.payloads import ChatPost
 from tests.servers import GatewayProcess, StartGateway
 from tests.waiting import eventually

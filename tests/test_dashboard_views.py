@@ -14,13 +14,13 @@ from pydantic import ValidationError
 
 from dashboard.chart import chart_data
 from dashboard.export import panels_to_csv
-from dashboard.link import Link, NotConnectedError, RequestRejectedError
 from dashboard.markup import escape_markdown
 from dashboard.panel import Panel, take_panel
 from dashboard.session_buffer import ConnectionState, ConnectionStatus, SessionBuffer
 from dashboard.settings import DashboardSettings
 from dashboard.status import STALE_AFTER, describe
 from dashboard.windows import TimeRange
+from pulseboard.link import Link, NotConnectedError, RequestRejectedError
 from shared.codes import ErrorCode
 from shared.messages import Ack, Error, PingOp, Pong
 

@@ -10,15 +10,27 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.auth import mint_token
 from pulseboard.gateway_api import GatewayAPI, Published, Rejected
 from pulseboard.history import read_range
-from pulseboard.subscriber import Gap, Pub, PublishRefusedError, Subscriber
+from pulseboard.link import RequestRejectedError
+from pulseboard.subscriber import (
+    ConnectionStoppedError,
+    Gap,
+    Pub,
+    Refused,
+    Subscriber,
+    SyncSubscriber,
+    Update,
+)
 from shared.backoff import Backoff
 from shared.channels import Channel
+from shared.codes import CloseCode
 from shared.payloads import ChatPost, DataPoint
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, StartGateway
 
 FAST = Backoff(first=0.05, cap=0.5)
+SECRET = "a-test-secret-of-at-least-32-bytes"
 
 
 def publish(gateway: GatewayProcess, channel: str, payloads: list[dict[str, object]]) -> list[int]:
@@ -28,7 +40,7 @@ def publish(gateway: GatewayProcess, channel: str, payloads: list[dict[str, obje
     return offsets
 
 
-async def take(feed: Subscriber, count: int) -> list[Pub | Gap]:
+async def take(feed: Subscriber, count: int) -> list[Update]:
     async with asyncio.timeout(15):
         return [await anext(feed) for _ in range(count)]
 
@@ -49,7 +61,7 @@ def test_resumes_exactly_across_a_gateway_restart(tmp_path: Path) -> None:
             after = await take(feed, 2)
             assert [(e.offset, e.data["text"]) for e in after if isinstance(e, Pub)] == [(5, "n0"), (6, "n1")]
             assert feed.connections == 2
-            with pytest.raises(PublishRefusedError) as refused:
+            with pytest.raises(RequestRejectedError) as refused:
                 await feed.publish("chat:room", {"text": ""})
             assert refused.value.code == "bad_request"
 
@@ -106,3 +118,47 @@ def test_http_publishing_retried_with_its_key_publishes_once(tmp_path: Path) -> 
             assert isinstance(refused, Rejected) and refused.status == 413
     finally:
         gateway.stop()
+
+
+def test_the_blocking_subscriber_follows_resumes_adds_channels_and_reports_refusals(tmp_path: Path) -> None:
+    # One subscription per connection: the second channel asked for is refused, the first goes on.
+    gateway = GatewayProcess(tmp_path, env={"PULSE_MAX_SUBSCRIPTIONS": "1"}).start()
+    try:
+        with SyncSubscriber(gateway.ws_url, ["chat:room"], backoff=FAST) as feed:
+            assert feed.publish("chat:room", {"text": "first"}) == 1
+            assert updates(feed, 1) == [("chat:room", 1)]
+
+            feed.subscribe("chat:other")
+            refused = feed.get(timeout=15)
+            assert isinstance(refused, Refused) and refused.channel == "chat:other"
+            assert refused.code == "too_large"
+
+            gateway.restart(signal.SIGTERM)  # 1012: the subscriber reconnects and resumes with since
+            publish(gateway, "chat:room", [{"text": f"n{i}"} for i in range(2)])
+            assert updates(feed, 2) == [("chat:room", 2), ("chat:room", 3)]
+            assert feed.connection.connections == 2
+            assert feed.connection.wanted == ["chat:room"]  # a refused channel is not asked for again
+    finally:
+        gateway.stop()
+
+
+def updates(feed: SyncSubscriber, count: int) -> list[tuple[str, int]]:
+    """The channel and offset of the next ``count`` publications (anything else fails the test)."""
+    seen = [feed.get(timeout=15) for _ in range(count)]
+    assert all(isinstance(update, Pub) for update in seen), seen
+    return [(update.channel, update.offset) for update in seen if isinstance(update, Pub)]
+
+
+def test_a_refused_token_ends_the_iteration_instead_of_reconnecting(start_gateway: StartGateway) -> None:
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET})
+    expired = mint_token(SECRET, "alice", ttl=-10)
+
+    async def scenario() -> None:
+        async with Subscriber(gateway.ws_url, ["chat:room"], token=expired, backoff=FAST) as feed:
+            with pytest.raises(ConnectionStoppedError) as stopped:
+                async with asyncio.timeout(15):
+                    await anext(feed)
+            assert stopped.value.code in (401, CloseCode.UNAUTHORIZED)
+            assert feed.connections <= 1
+
+    asyncio.run(scenario())

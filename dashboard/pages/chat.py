@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from dashboard.chrome import session_chrome
 from dashboard.consumer import SendTimeoutError
-from dashboard.link import NotConnectedError, RequestRejectedError
 from dashboard.markup import escape_markdown
 from dashboard.session import session_buffer, session_consumer
 from dashboard.session_buffer import ChatKind
 from dashboard.settings import get_settings
 from dashboard.status import clock_time
+from pulseboard.link import NotConnectedError, RequestRejectedError
 from shared.channels import Channel, ChannelError, Namespace
 from shared.payloads import MAX_CHAT_TEXT, ChatPost
 

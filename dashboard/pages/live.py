@@ -32,7 +32,6 @@ from dashboard.board import Board, PanelSpec, TimeseriesSpec, load_board
 from dashboard.chart import CHART_HEIGHT, ChartBand, ChartFeed, ChartMarker, ChartStyle, show_chart, zoom_of
 from dashboard.chrome import chrome_contents, session_chrome
 from dashboard.export import panels_to_csv
-from dashboard.link import NotConnectedError
 from dashboard.markup import escape_markdown
 from dashboard.panel import Panel, Trace, take_panel
 from dashboard.selection import Selection
@@ -42,6 +41,7 @@ from dashboard.status import clock_time
 from dashboard.widget_html import heading_html
 from dashboard.widgets import StatsRow, stats_styles, stats_table, widget_panel
 from dashboard.windows import CUSTOM, WINDOWS, TimeRange, View, format_time
+from pulseboard.link import NotConnectedError
 from shared.payloads import NotificationLevel
 
 FROZEN_KEY = "live_frozen"
@@ -354,7 +354,7 @@ def _charts(place: str, spec: TimeseriesSpec, panel: Panel) -> None:
     traces = [trace for trace in panel.traces if trace.series in wanted]
     groups = _groups(place, spec, traces)
     markers = _markers(panel)
-    height = CHART_HEIGHT if len(groups) == 1 else max(CHART_HEIGHT // len(groups), 160)
+    height = CHART_HEIGHT if len(groups) <= 1 else max(CHART_HEIGHT // len(groups), 160)
     for group in groups:
         # One key per panel and series group whatever the view: the chart stays mounted and only gets
         # new data, so a drag that starts while a new view is drawn still lands on the chart that

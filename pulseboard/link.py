@@ -1,6 +1,6 @@
 """One open WebSocket to the gateway: sends ops with fresh ids and matches replies to them by ``ref``.
 
-Lives on the consumer's event loop. A request's future is resolved by the reply with its ``ref`` (or
+Lives on the connection's event loop. A request's future is resolved by the reply with its ``ref`` (or
 failed by an ``error`` with it); when the connection ends, every request still waiting fails with
 ``NotConnectedError``, so a caller never waits on a reply that cannot come.
 """
