@@ -4,23 +4,23 @@
 
 Routes and payloads are described in ``bridge.routes``. The MQTT side is Eclipse paho: the bridge
 subscribes with QoS 1 and paho reconnects by itself (1 s, doubling to 30 s), resubscribing on every
-connect. The gateway side is the ``pulseboard`` client package: what arrives within
-``PULSE_MQTT_FLUSH_INTERVAL`` goes as one batch per channel over ``POST /api/publish``, each batch with
-an idempotency key it keeps until the gateway answers, so a retry after a lost answer publishes nothing
-twice; while the gateway is unreachable, batches wait (up to ``PULSE_MQTT_BACKLOG`` points per channel)
-and are retried with backoff.
+connect. The gateway side is ``pulseboard.publisher.Publisher``, as any program would use it: paho's
+thread hands each point to it, and what arrives within ``PULSE_MQTT_FLUSH_INTERVAL`` goes as one batch
+per channel over ``POST /api/publish``, each batch with an idempotency key it keeps until the gateway
+answers, so a retry after a lost answer publishes nothing twice; while the gateway is unreachable,
+batches wait (up to ``PULSE_MQTT_BACKLOG`` points per channel) and are retried with backoff. On stop,
+what is left gets ``STOP_GRACE`` seconds to reach the gateway.
 
 Logged: the routes at start, each topic's channel and series the first time the topic is seen, a topic
-that no route takes or whose payload is not a point (once per topic), and every connect and disconnect.
+that no route takes or whose payload is not a point (once per topic), every connect and disconnect, a
+batch the gateway refuses, and (by the publisher) the gateway lost and back.
 """
 
 import argparse
 import logging
-import queue
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 from urllib.parse import urlsplit
 
@@ -31,27 +31,29 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.routes import Route, RouteError, parse_routes, point_of
 from bridge.settings import BridgeSettings, get_settings
-from pulseboard.gateway_api import Failed, GatewayAPI, Published, Rejected
-from pulseboard.outbox import Outbox
-from shared.api import MAX_BATCH
-from shared.backoff import Backoff
-from shared.channels import Channel
-from shared.payloads import DataPoint
+from pulseboard.publisher import Publisher, Rejection
 
 log = logging.getLogger("bridge.mqtt")
 
+STOP_GRACE = 5.0
+"""Seconds the points still queued at stop get to reach the gateway."""
+
 
 class Bridge:
-    def __init__(self, settings: BridgeSettings, routes: list[Route], api: GatewayAPI) -> None:
+    def __init__(self, settings: BridgeSettings, routes: list[Route]) -> None:
         self._settings = settings
         self._routes = routes
-        self._api = api
-        self._arrived: queue.SimpleQueue[tuple[Channel, DataPoint]] = queue.SimpleQueue()
-        self._outboxes: dict[Channel, Outbox] = {}
+        token = settings.token.get_secret_value() if settings.token else None
+        self.publisher = Publisher(
+            settings.gateway_url,
+            token,
+            linger=settings.mqtt_flush_interval,
+            max_queue=settings.mqtt_backlog,
+            on_rejected=self._on_rejected,
+        )
         self._seen: set[str] = set()
-        self._backoff = Backoff()
-        self.published = 0
-        self.dropped = 0
+        self.unroutable = 0
+        """Messages no route takes or whose payload is not a point."""
         self.stopping = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id)
         self.client.on_connect = self._on_connect
@@ -113,68 +115,35 @@ class Bridge:
                     else "its payload is not a number or JSON of numbers"
                 )
                 log.warning("%s: dropped (%s); repeats are not logged", topic, why)
-            self.dropped += 1
+            self.unroutable += 1
             return
         if topic not in self._seen:
             self._seen.add(topic)
             log.info("%s -> %s, series %s", topic, channel, ", ".join(point.values))
-        self._arrived.put((channel, point))
+        self.publisher.publish(channel, point)
 
-    # --- the gateway side (the main thread) ------------------------------------------------------
+    # --- the gateway side (the publisher's thread) -----------------------------------------------
+
+    def _on_rejected(self, rejection: Rejection) -> None:
+        log.error(
+            "the gateway refused %d point(s) for %s: %s",
+            len(rejection.payloads),
+            rejection.channel,
+            rejection.detail,
+        )
 
     def run(self) -> None:
-        """Publish what arrives until ``stopping`` is set, then what is left once."""
-        while not self.stopping.wait(self._settings.mqtt_flush_interval):
-            self._collect()
-            self._send_all()
+        """Publish what arrives until ``stopping`` is set, then what is left for up to ``STOP_GRACE``."""
+        self.stopping.wait()
         self.client.disconnect()
         self.client.loop_stop()
-        self._collect()
-        self._send_all()
+        self.publisher.close(STOP_GRACE)
 
-    def _collect(self) -> None:
-        while True:
-            try:
-                channel, point = self._arrived.get_nowait()
-            except queue.Empty:
-                return
-            outbox = self._outboxes.get(channel)
-            if outbox is None:
-                outbox = self._outboxes[channel] = Outbox(
-                    channel,
-                    batch_size=MAX_BATCH,
-                    limit=self._settings.mqtt_backlog,
-                    wait_for_full_batch=False,
-                )
-            self.dropped += outbox.add(point)
-
-    def _send_all(self) -> None:
-        if not self._backoff.ready(time.monotonic()):
-            return
-        for outbox in self._outboxes.values():
-            while (batch := outbox.next_batch(flush=True)) is not None:
-                outcome = self._api.publish(outbox.channel, batch, idempotency_key=outbox.key)
-                if isinstance(outcome, Failed):
-                    if not self._backoff.in_outage:
-                        log.warning(
-                            "cannot publish to the gateway (%s); retrying with backoff", outcome.reason
-                        )
-                    self._backoff.failed(time.monotonic())
-                    return
-                outage = self._backoff.succeeded(time.monotonic())
-                if outage is not None:
-                    log.info("the gateway answers again after %.1f s", outage)
-                if isinstance(outcome, Rejected):
-                    log.error(
-                        "the gateway refused %d point(s) for %s: %s",
-                        len(batch),
-                        outbox.channel,
-                        outcome.detail,
-                    )
-                    self.dropped += len(batch)
-                elif isinstance(outcome, Published):
-                    self.published += len(outcome.offsets)
-                outbox.answered()
+    @property
+    def dropped(self) -> int:
+        """Messages not published: unroutable, refused, over the backlog, or unsent at stop."""
+        stats = self.publisher.stats
+        return self.unroutable + stats.rejected + stats.dropped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,22 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     except RouteError as exc:
         print(f"python -m bridge.mqtt: PULSE_MQTT_ROUTES: {exc}", file=sys.stderr)
         return 2
-    token = settings.token.get_secret_value() if settings.token else None
-    with GatewayAPI(settings.gateway_url, token) as api:
-        bridge = Bridge(settings, routes, api)
+    bridge = Bridge(settings, routes)
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            bridge.stopping.set()
+    def stop(signum: int, frame: FrameType | None) -> None:
+        bridge.stopping.set()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            bridge.start()
-        except RouteError as exc:
-            print(f"python -m bridge.mqtt: {exc}", file=sys.stderr)
-            return 2
-        bridge.run()
-    log.info("stopped: %d point(s) published, %d dropped", bridge.published, bridge.dropped)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        bridge.start()
+    except RouteError as exc:
+        bridge.publisher.close(0)
+        print(f"python -m bridge.mqtt: {exc}", file=sys.stderr)
+        return 2
+    bridge.run()
+    log.info("stopped: %d point(s) published, %d dropped", bridge.publisher.stats.published, bridge.dropped)
     return 0
 
 

@@ -19,7 +19,8 @@ class BridgeSettings(BaseSettings):
     token: SecretStr | None = None
     """A token allowed to publish to the routes' channels, for a gateway with auth on."""
     mqtt_flush_interval: float = 0.1
-    """Seconds between publishes to the gateway: what arrived meanwhile goes as one batch per channel."""
+    """Seconds a point may wait for others to share its request: what arrives meanwhile goes as one batch
+    per channel (the publisher's ``linger``)."""
     mqtt_backlog: int = 100_000
     """Points a channel may hold while the gateway is unreachable; the oldest beyond are dropped."""
 

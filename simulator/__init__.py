@@ -24,5 +24,6 @@ Behaviour towards the gateway:
 
 Modules: ``signals`` (the generators), ``sources`` (channels and series), ``alerts``, ``chatbot``,
 ``progress`` (stderr), ``run`` (the loop) and ``cli`` (options, exit codes); the HTTP publishing
-(``gateway_api``, and ``outbox`` for batches and backlog) is the ``pulseboard`` client package's.
+(``gateway_api``, and ``outbox`` for batches, backlog and the send step) is the ``pulseboard`` client
+package's.
 """

@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
-from pulseboard.gateway_api import Failed, GatewayAPI, Published, Rejected
-from pulseboard.outbox import Outbox
+from pulseboard.gateway_api import Failed, GatewayAPI, Rejected
+from pulseboard.outbox import Outbox, send
 from shared.api import MAX_BATCH
 from shared.backoff import Backoff
 from shared.channels import Channel, Namespace
@@ -141,32 +139,24 @@ class Simulation:
             "repeats are counted, not shown"
         )
 
-    def _send(self, outbox: Outbox, batch: list[BaseModel]) -> bool:
-        """Send ``batch``; False when the gateway could not be reached (the batch stays for a retry)."""
-        outcome = self._api.publish(outbox.channel, batch, idempotency_key=outbox.key, params=outbox.params)
-        now = time.monotonic()
+    def _send(self, outbox: Outbox) -> bool:
+        """Send the outbox's batch; False when the gateway could not be reached (it stays for a retry)."""
+        sent = send(self._api, outbox, self._backoff)
         self.stats.requests += 1
+        if sent.news is not None:
+            self._progress.message(sent.news)
+        outcome = sent.outcome
         if isinstance(outcome, Failed):
             self.stats.errors += 1
-            first_failure = not self._backoff.in_outage
-            self._backoff.failed(now)
-            if first_failure:
-                self._progress.message(
-                    f"cannot publish to the gateway ({outcome.reason}); retrying with backoff"
-                )
             return False
-        outage = self._backoff.succeeded(now)
-        if outage is not None:
-            self._progress.message(f"the gateway answers again after {outage:.1f}s")
         if isinstance(outcome, Rejected):
             if outcome.status == 401:
                 raise AuthRefusedError(outcome.detail)
             self.stats.errors += 1
-            self.stats.dropped += len(batch)
-            self._report_rejection(outbox, len(batch), outcome.status, outcome.detail)
-        elif isinstance(outcome, Published):
+            self.stats.dropped += len(sent.batch)
+            self._report_rejection(outbox, len(sent.batch), outcome.status, outcome.detail)
+        else:
             self._count_published(outbox, len(outcome.offsets))
-        outbox.answered()
         return True
 
     def _send_round(self, now: float) -> bool:
@@ -175,11 +165,10 @@ class Simulation:
             return False
         sent = False
         for outbox in self._outboxes:
-            batch = outbox.next_batch()
-            if batch is None:
+            if outbox.next_batch() is None:
                 continue
             sent = True
-            if not self._send(outbox, batch):
+            if not self._send(outbox):
                 break
         return sent
 
@@ -191,8 +180,8 @@ class Simulation:
 
     def _send_everything(self) -> None:
         for outbox in self._outboxes:
-            while (batch := outbox.next_batch(flush=True)) is not None:
-                if not self._send(outbox, batch):
+            while outbox.next_batch(flush=True) is not None:
+                if not self._send(outbox):
                     return
 
     def _status(self, now: float) -> str:
