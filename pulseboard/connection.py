@@ -163,6 +163,7 @@ class Connection:
         self._subscribing: dict[int, SubscribeOp] = {}
         self._link: Link | None = None
         self._up = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
         self.connections = 0
         """Connections opened so far (1 + reconnects)."""
 
@@ -181,7 +182,10 @@ class Connection:
         self._wanted[channel] = None
         link = self._link
         if link is not None:
-            asyncio.get_running_loop().create_task(self._subscribe(link, channel))
+            task = asyncio.get_running_loop().create_task(self._subscribe(link, channel))
+            # The loop keeps only a weak reference to a task: one nobody holds may vanish mid-send.
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def request(self, op: ClientOp) -> ServerMessage:
         """Send ``op`` and wait for its reply: ``NotConnectedError`` while reconnecting (or when the
