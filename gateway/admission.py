@@ -121,7 +121,7 @@ async def admit(
     token = bearer_token(websocket.headers.get("authorization"))
     if settings.auth_enabled and token is not None and settings.secret is not None:
         try:
-            grant = verify_token(token, settings.secret.get_secret_value())
+            grant = verify_token(token, settings.secret.get_secret_value(), leeway=settings.jwt_leeway)
         except AuthError as exc:
             rejected = str(exc)
     elif settings.auth_enabled and not auth_op:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.auth import DEFAULT_LEEWAY
 from shared.channels import NotifyChannelList
 
 KiB = 1024
@@ -137,6 +138,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = False
     """uvicorn's line per HTTP request (``python -m gateway``): off, since publishers post many per second."""
+    jwt_leeway: Annotated[float, Field(ge=0, le=600)] = DEFAULT_LEEWAY
+    """Seconds a token's ``exp`` (and ``iat``/``nbf``) may be off, for clocks that disagree between the
+    host that minted it and the gateway."""
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
