@@ -365,7 +365,7 @@ class Consumer:
 def _stopped_because(stopped: BaseException) -> str:
     """What the status line says when the gateway told the consumer not to reconnect."""
     if isinstance(stopped, ConnectionStoppedError) and stopped.code in (CloseCode.UNAUTHORIZED, 401, 403):
-        return f"unauthorized ({stopped}): set a valid PULSE_TOKEN and reload"
+        return f"unauthorized ({stopped}): set a valid PULSE_TOKEN and restart the dashboard"
     return f"the gateway closed the connection: {stopped}"
 
 

@@ -1,7 +1,7 @@
 """The dashboard's settings: one typed object read from ``PULSE_*`` environment variables."""
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -59,6 +59,12 @@ class DashboardSettings(BaseSettings):
     """Path of the dashboard file (YAML, ``dashboard.board``): the Live page's rows of panels. Empty: no
     file, one chart per channel. Read on every redraw, so an edit shows without a restart."""
 
+    dashboard_chat: Literal["auto", "on", "off"] = "auto"
+    """Whether viewers may post chat. Every post goes out under the dashboard's identity (``PULSE_TOKEN``'s
+    ``sub``), whoever reaches the page, so ``auto`` shows the prompt only without a token (auth off, where
+    anyone may chat anyway); with a token the Chat page is read-only. ``on``: viewers post as the token's
+    identity (behind a login you trust); ``off``: read-only always."""
+
     @field_validator("gateway_url")
     @classmethod
     def _check_url(cls, url: str) -> str:
@@ -80,6 +86,13 @@ class DashboardSettings(BaseSettings):
     @property
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
+
+    @property
+    def chat_enabled(self) -> bool:
+        """Whether the Chat page takes posts (``dashboard_chat``; ``auto``: only without a token)."""
+        if self.dashboard_chat == "auto":
+            return self.token_value is None
+        return self.dashboard_chat == "on"
 
 
 @lru_cache

@@ -8,14 +8,22 @@ notification endpoints and ``/ws/echo`` all come through here, so none of them c
 Refusals before accept are HTTP statuses (403 origin, 400 name, 503 over a connection cap). A bad token is
 accepted and closed with 4401, because browsers and most clients cannot read a handshake status.
 
+Every connection gets its client id here (the one its ``welcome`` carries), and its refusal, open and
+close are logged on ``gateway.connections`` at DEBUG with ``conn_id`` and ``client`` (address:port) as
+fields: one line per event, none per message, and at DEBUG because a reconnect storm of thousands of
+clients is not news at INFO.
+
 A token can also come as the first message, where the endpoint has an ``auth`` op (``/ws``): the session
 then moves the connection's seat to the token's ``sub`` (``Seat.move_to``), under the same per-identity
 cap, so an identity is capped however its token arrived. Over it, the connection closes with 1013.
 """
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import WebSocket
 from starlette.responses import PlainTextResponse
@@ -26,6 +34,10 @@ from gateway.state import Gateway
 from shared.channels import is_valid_name
 
 HEADER_TOKEN_ONLY = "send the token in an Authorization: Bearer header"
+CODE_UNKNOWN = 1006
+"""The close code logged when the connection ended without a close frame either way (RFC 6455 1006)."""
+
+log = logging.getLogger("gateway.connections")
 
 
 class Seat:
@@ -80,19 +92,33 @@ def identity_refusal(gateway: Gateway, identity: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admitted:
     """A connection that passed admission and was accepted."""
 
+    client_id: str
+    """The connection's id: in its ``welcome`` and in every log line about it (``conn_id``)."""
     name: str | None
     """The ``name`` query parameter, validated (None if not given)."""
     grant: Grant | None
     """The header token's grant; None when auth is off or the client will send an ``auth`` op."""
     seat: Seat
     """Its place in the connection caps; the session moves it when an ``auth`` op names the client."""
+    close_code: int = CODE_UNKNOWN
+    """How it ended, set by the endpoint when it knows (the close it sent, or the client's): logged."""
 
 
-async def deny(websocket: WebSocket, status: int, text: str) -> None:
+def peer(websocket: WebSocket) -> str:
+    """``host:port`` of the client (as uvicorn reports it, so a trusted proxy's forwarded address)."""
+    client = websocket.client
+    return f"{client.host}:{client.port}" if client is not None else "unknown"
+
+
+async def deny(websocket: WebSocket, status: int, text: str, fields: dict[str, Any] | None = None) -> None:
+    """Refuse the handshake with an HTTP ``status``; logged with ``fields`` (the connection's, if known)."""
+    if log.isEnabledFor(logging.DEBUG):
+        fields = fields or {"client": peer(websocket), "path": websocket.scope["path"]}
+        log.debug("connection refused: %d %s", status, text, extra={**fields, "status": status})
     await websocket.send_denial_response(PlainTextResponse(text, status_code=status))
 
 
@@ -106,14 +132,20 @@ async def admit(
     op; an endpoint without one needs the header token when auth is on, or is closed with 4401.
     """
     settings = gateway.settings
+    client_id = secrets.token_hex(8)
+    fields: dict[str, Any] = {
+        "conn_id": client_id,
+        "client": peer(websocket),
+        "path": websocket.scope["path"],
+    }
     if not origin_allowed(
         websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
     ):
-        await deny(websocket, 403, "origin not allowed")
+        await deny(websocket, 403, "origin not allowed", fields)
         yield None
         return
     if name is not None and not is_valid_name(name):
-        await deny(websocket, 400, "name must match [A-Za-z0-9_.-]{1,64}")
+        await deny(websocket, 400, "name must match [A-Za-z0-9_.-]{1,64}", fields)
         yield None
         return
     grant: Grant | None = None
@@ -121,19 +153,19 @@ async def admit(
     token = bearer_token(websocket.headers.get("authorization"))
     if settings.auth_enabled and token is not None and settings.secret is not None:
         try:
-            grant = verify_token(token, settings.secret.get_secret_value())
+            grant = verify_token(token, settings.secret.get_secret_value(), leeway=settings.jwt_leeway)
         except AuthError as exc:
             rejected = str(exc)
     elif settings.auth_enabled and not auth_op:
         rejected = HEADER_TOKEN_ONLY
     identity = grant.subject if grant is not None and grant.subject else name
     if gateway.admitted >= settings.max_connections:
-        await deny(websocket, 503, "too many connections")
+        await deny(websocket, 503, "too many connections", fields)
         yield None
         return
     over_cap = identity_refusal(gateway, identity)
     if over_cap is not None:
-        await deny(websocket, 503, over_cap)
+        await deny(websocket, 503, over_cap, fields)
         yield None
         return
     seat = Seat(gateway, identity)
@@ -142,14 +174,22 @@ async def admit(
         await websocket.accept()
         if rejected:
             refused = Disconnect.unauthorized(rejected)
+            log.debug(
+                "connection refused: %d %s", refused.code, rejected, extra={**fields, "code": refused.code}
+            )
             await websocket.close(refused.code, refused.reason)
             yield None
             return
         metrics.connections_total += 1
         metrics.connections_open += 1
+        admitted = Admitted(client_id=client_id, name=name, grant=grant, seat=seat)
+        log.debug("connection open", extra={**fields, "identity": identity})
         try:
-            yield Admitted(name=name, grant=grant, seat=seat)
+            yield admitted
         finally:
             metrics.connections_open -= 1
+            log.debug(
+                "connection closed: %d", admitted.close_code, extra={**fields, "code": admitted.close_code}
+            )
     finally:
         seat.release()

@@ -1,4 +1,9 @@
-"""Assembles the gateway: settings, broker, hub, routes. ``uvicorn gateway.app:app`` serves it."""
+"""Assembles the gateway: settings, broker, hub, routes.
+
+``create_app()`` builds it (``uvicorn --factory gateway.app:create_app``, what ``python -m gateway`` runs);
+``gateway.app:app`` is the same app, built on first use rather than when the module is imported, so
+``uvicorn gateway.app:app`` keeps working and importing this module reads no settings.
+"""
 
 import asyncio
 import gc
@@ -23,6 +28,7 @@ from gateway.settings import Settings, get_settings, redacted
 from gateway.state import Gateway
 from gateway.worker_board import WorkerBoard
 from shared.channels import Namespace
+from shared.version import VERSION
 
 log = logging.getLogger("gateway")
 
@@ -62,8 +68,9 @@ def raise_open_file_limit(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway app for ``settings`` (default: the ``PULSE_*`` environment and ``.env``)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Pulseboard gateway",
-        version="1.0",
+        version=VERSION,
         summary="Live data, chat and notifications over WebSockets",
         lifespan=lifespan,
     )
@@ -127,4 +134,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+app: FastAPI
+"""``uvicorn gateway.app:app``: built by ``__getattr__`` below when first asked for."""
+
+
+def __getattr__(name: str) -> FastAPI:
+    # PEP 562: a module attribute computed on first access, so ``gateway.app:app`` still names an app
+    # while importing the module (tests, ``python -m gateway``) builds none from whatever env is set.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

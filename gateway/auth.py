@@ -19,6 +19,10 @@ import jwt
 
 ALGORITHM = "HS256"
 EVERYTHING = ("*",)
+DEFAULT_LEEWAY = 30.0
+"""Seconds of clock skew a token's ``exp``, ``nbf`` and ``iat`` are allowed (``PULSE_JWT_LEEWAY``): the host
+that mints tokens and the gateway's rarely agree to the second, and without it a fresh token from a clock
+a little ahead is refused as not yet valid, one from a clock behind as expired."""
 MAX_SUBJECT_CHARS = 128
 SUBJECT_RULE = f"1-{MAX_SUBJECT_CHARS} printable characters, with no leading or trailing space"
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -37,6 +41,7 @@ class Grant:
 
     subject: str | None
     expires: float | None
+    """When the gateway stops honouring the token: its ``exp`` plus the leeway it was verified with."""
     subscribe: tuple[str, ...] = EVERYTHING
     publish: tuple[str, ...] = EVERYTHING
 
@@ -64,9 +69,11 @@ def _patterns(claims: dict[str, object], key: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def verify_token(token: str, secret: str) -> Grant:
+def verify_token(token: str, secret: str, *, leeway: float = DEFAULT_LEEWAY) -> Grant:
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}, leeway=leeway
+        )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
     except jwt.InvalidTokenError as exc:
@@ -76,7 +83,8 @@ def verify_token(token: str, secret: str) -> Grant:
         raise AuthError(f"token sub must be {SUBJECT_RULE}")
     return Grant(
         subject=subject,
-        expires=float(claims["exp"]),
+        # A token let in by the leeway must not be closed as expired the moment it is admitted.
+        expires=float(claims["exp"]) + leeway,
         subscribe=_patterns(claims, "subscribe"),
         publish=_patterns(claims, "publish"),
     )

@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic_core import from_json
 
-from gateway.admission import admit, deny
+from gateway.admission import CODE_UNKNOWN, admit, deny
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelOrder, ChannelQuery
 from gateway.deps import GatewayDep
@@ -187,27 +187,29 @@ async def classic_notifications(websocket: WebSocket, gateway: GatewayDep) -> No
 async def echo(websocket: WebSocket, gateway: GatewayDep) -> None:
     async with admit(websocket, gateway, name=None, auth_op=False) as admitted:
         if admitted is not None:
-            await _echo(websocket, gateway.settings)
+            admitted.close_code = await _echo(websocket, gateway.settings)
 
 
-async def _echo(websocket: WebSocket, settings: Settings) -> None:
+async def _echo(websocket: WebSocket, settings: Settings) -> int:
+    """Echo frames until the connection ends; returns its close code (for the connection log)."""
     # No tolerance for rate-limited frames: echo has no error frame to say one was dropped (anything it
     # sent would read as an echo), so the first one closes with 1008.
     limits = FrameLimits(settings, tolerated=0)
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
-            return
+            code: int = message.get("code", CODE_UNKNOWN)
+            return code
         text, data = message.get("text"), message.get("bytes")
         try:
             limits.admit(text, data)  # never False here: with no tolerance a limited frame raises
         except FrameLimitError as refused:
             await websocket.close(refused.disconnect.code, refused.disconnect.reason)
-            return
+            return refused.disconnect.code
         try:
             if text is not None:
                 await websocket.send_text(text)
             else:
                 await websocket.send_bytes(data or b"")
-        except WebSocketDisconnect:
-            return  # the client closed right after its message (often in the same packet)
+        except WebSocketDisconnect as gone:
+            return gone.code  # the client closed right after its message (often in the same packet)

@@ -2,12 +2,13 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.auth import DEFAULT_LEEWAY
 from shared.channels import NotifyChannelList
 
 KiB = 1024
@@ -137,6 +138,15 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = False
     """uvicorn's line per HTTP request (``python -m gateway``): off, since publishers post many per second."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message and the record's fields) for the
+    gateway's logs and uvicorn's, for a log shipper; ``text``: lines for a person."""
+    shutdown_grace: Annotated[int, Field(ge=0)] = 10
+    """Seconds ``python -m gateway`` lets open requests and connections finish on SIGTERM before it
+    closes them."""
+    jwt_leeway: Annotated[float, Field(ge=0, le=600)] = DEFAULT_LEEWAY
+    """Seconds a token's ``exp`` (and ``iat``/``nbf``) may be off, for clocks that disagree between the
+    host that minted it and the gateway."""
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -1,17 +1,19 @@
 """``python -m simulator``: options, the start-up check, signal handling and the exit code."""
 
 import argparse
-import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from types import FrameType
 
+from pydantic import ValidationError
+
 from pulseboard.gateway_api import GatewayAPI, GatewayUnreachableError
 from shared.api import MAX_BATCH, Health
 from simulator.progress import Progress
 from simulator.run import AuthRefusedError, RunConfig, Simulation
+from simulator.settings import SimulatorSettings
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -23,7 +25,6 @@ EXIT_AUTH = 3
 EXIT_INTERRUPTED = 130
 """A second Ctrl-C: stopped at once, without sending what was left."""
 
-DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 HEALTH_RETRY_DELAY = 0.25
 """Seconds between health checks while ``--wait`` lasts."""
 TOKEN_HINT = "mint one with: python -m gateway.tokens simbot --publish 'data:*' 'chat:*' 'notify:*'"
@@ -71,46 +72,71 @@ def _gateway_url(text: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options: each flag's default from ``SimulatorSettings`` (environment, ``.env``)."""
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
         description="Publish simulated data, chat and alerts to a Pulseboard gateway over HTTP.",
         epilog="Exit codes: 0 all published, 1 some payloads not published, 2 gateway unreachable at start "
         "(or bad options), 3 token missing or refused, 130 interrupted twice.",
     )
+    try:
+        settings = SimulatorSettings()
+    except ValidationError as exc:
+        # A bad PULSE_* value is a usage error (exit 2), like a bad flag.
+        parser.error(f"invalid setting in the environment or .env: {exc}")
     parser.add_argument(
         "--gateway",
         type=_gateway_url,
-        # argparse runs a string default through ``type`` too, so a bad $PULSE_GATEWAY_URL is a usage error.
-        default=os.environ.get("PULSE_GATEWAY_URL") or DEFAULT_GATEWAY,
-        help="the gateway's base URL (default: $PULSE_GATEWAY_URL or %(default)s)",
+        default=settings.gateway_url,
+        help="the gateway's base URL (default: $PULSE_GATEWAY_URL, %(default)s)",
     )
     parser.add_argument(
-        "--rate", type=_number(float, 0.01), default=10.0, help="data points per second per channel (10)"
+        "--rate",
+        type=_number(float, 0.01),
+        default=settings.simulator_rate,
+        help="data points per second per channel ($PULSE_SIMULATOR_RATE, %(default)g)",
     )
-    parser.add_argument("--channels", type=_number(int, 1, 1000), default=3, help="data channels to fill (3)")
     parser.add_argument(
-        "--duration", type=_number(float, 0), default=0.0, help="seconds to run; 0 runs until Ctrl-C (0)"
+        "--channels",
+        type=_number(int, 1, 1000),
+        default=settings.simulator_channels,
+        help="data channels to fill ($PULSE_SIMULATOR_CHANNELS, %(default)d)",
     )
     parser.add_argument(
-        "--batch", type=_number(int, 1, MAX_BATCH), default=1, help="data points per request per channel (1)"
+        "--duration",
+        type=_number(float, 0),
+        default=settings.simulator_duration,
+        help="seconds to run; 0 runs until Ctrl-C ($PULSE_SIMULATOR_DURATION, %(default)g)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_number(int, 1, MAX_BATCH),
+        default=settings.simulator_batch,
+        help="data points per request per channel ($PULSE_SIMULATOR_BATCH, %(default)d)",
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get("PULSE_TOKEN") or None,
+        default=settings.token_value,
         help="bearer token for a gateway with auth on (default: $PULSE_TOKEN)",
     )
     parser.add_argument(
         "--chat",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let a bot post to chat:lobby every few seconds (on)",
+        default=settings.simulator_chat,
+        help="let a bot post to chat:lobby every few seconds ($PULSE_SIMULATOR_CHAT, %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible data")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=settings.simulator_seed,
+        help="seed for reproducible data ($PULSE_SIMULATOR_SEED)",
+    )
     parser.add_argument(
         "--wait",
         type=_number(float, 0),
-        default=0.0,
-        help="seconds to keep trying GET /healthz before giving up, for starting next to the gateway (0)",
+        default=settings.simulator_wait,
+        help="seconds to keep trying GET /healthz before giving up, for starting next to the gateway "
+        "($PULSE_SIMULATOR_WAIT, %(default)g)",
     )
     return parser.parse_args(argv)
 

@@ -18,7 +18,8 @@ SECRET = "test-secret-with-enough-bytes-for-hs256"
 
 @pytest.fixture
 def secured(start_gateway: StartGateway) -> GatewayProcess:
-    return start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_AUTH_TIMEOUT": "1.5"})
+    # No clock-skew leeway, so expiry is checked to the second (the leeway has its own tests).
+    return start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_AUTH_TIMEOUT": "1.5", "PULSE_JWT_LEEWAY": "0"})
 
 
 def token(sub: str = "alice", ttl: float = 60, **perms: list[str]) -> str:
@@ -88,6 +89,32 @@ def test_token_expiring_mid_connection_closes_with_4401(secured: GatewayProcess)
         client.request({"op": "auth", "token": token("brief", ttl=2)})
         client.subscribe("data:x")
         assert closed_code(client, timeout=6) == 4401
+
+
+def test_a_token_expired_within_the_default_leeway_is_accepted(start_gateway: StartGateway) -> None:
+    """PULSE_JWT_LEEWAY (30 s by default) absorbs clock skew: a token 10 s past its exp still opens a
+    WebSocket that stays open and reads over HTTP; one 60 s past it gets 4401 and 401."""
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET})
+    skewed = {"Authorization": f"Bearer {token('skewed', ttl=-10)}"}
+    with Client(gateway.ws_url, additional_headers=skewed) as client:
+        assert client.welcome["auth_required"] is False and client.welcome["name"] == "skewed"
+        assert client.request({"op": "ping"})["type"] == "pong"
+    assert httpx.get(f"{gateway.http_url}/api/channels", headers=skewed).status_code == 200
+
+    stale = token("stale", ttl=-60)
+    with Client(gateway.ws_url) as client:
+        client.send({"op": "auth", "token": stale})
+        assert closed_code(client) == 4401
+    stale_header = {"Authorization": f"Bearer {stale}"}
+    assert httpx.get(f"{gateway.http_url}/api/channels", headers=stale_header).status_code == 401
+
+
+def test_the_leeway_is_a_setting(start_gateway: StartGateway) -> None:
+    """With PULSE_JWT_LEEWAY=120 a token 60 s past its exp is still accepted on the WebSocket."""
+    gateway = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_JWT_LEEWAY": "120"})
+    with Client(gateway.ws_url) as client:
+        authed = client.request({"op": "auth", "token": token("late", ttl=-60)})
+        assert authed["type"] == "authenticated" and authed["expires"] > time.time()
 
 
 def test_permissions_limit_channels(secured: GatewayProcess) -> None:

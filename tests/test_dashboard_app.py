@@ -26,6 +26,7 @@ from dashboard.chart import CHART_COMPONENT, ChartData
 from dashboard.session import BUFFER_KEY
 from dashboard.session_buffer import SessionBuffer
 from dashboard.settings import get_settings
+from gateway.auth import mint_token
 from tests.chart_model import apply_message
 from tests.history_seed import SPIKE, Seeded, seed_history
 from tests.servers import ROOT, GatewayProcess, StartGateway
@@ -249,6 +250,30 @@ def test_chat_round_trip_renders_untrusted_text_as_text(dashboard_env: GatewayPr
     assert not any(hostile in m.value for m in at.markdown), "never through Markdown"
     assert any("dashboard" in t and "joined" in t for t in texts)
     assert "● dashboard" in texts
+
+
+CHAT_SECRET = "a-dashboard-test-secret-of-32-bytes-or-more"
+
+
+@pytest.mark.parametrize(("chat", "prompt"), [(None, False), ("on", True)], ids=["default", "on"])
+def test_with_a_token_the_chat_page_is_read_only_unless_allowed(
+    start_gateway: StartGateway, dashboard_on: DashboardOn, chat: str | None, prompt: bool
+) -> None:
+    """With PULSE_TOKEN every viewer would post as the token's sub, so by default the Chat page shows the
+    room but no prompt; PULSE_DASHBOARD_CHAT=on brings the prompt back."""
+    gateway = start_gateway(env={"PULSE_SECRET": CHAT_SECRET})
+    env = {"PULSE_TOKEN": mint_token(CHAT_SECRET, "dashboard-service", ttl=300)}
+    if chat is not None:
+        env["PULSE_DASHBOARD_CHAT"] = chat
+    dashboard_on(gateway, env)
+    at = start_app()
+    buffer = session_buffer_of(at)
+    at.switch_page("pages/chat.py").run()
+    eventually(lambda: buffer.presence("chat:lobby"), what="joined the lobby")
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.chat_input) == int(prompt)
+    assert any("Read-only" in caption.value for caption in at.caption) is not prompt
 
 
 def test_a_send_while_disconnected_is_kept_and_reported(dashboard_env: GatewayProcess) -> None:

@@ -22,6 +22,7 @@ from shared.api import ChannelList, HistoryPage
 from shared.channels import is_valid_name
 from shared.payloads import ChatMessage, DataPoint, Notification
 from simulator.alerts import AlertWatcher
+from simulator.cli import parse_args
 from simulator.signals import RandomWalk, SineNoise, Spikes
 from simulator.sources import Thresholds, build_sources
 from tests.servers import ROOT, GatewayProcess, free_port
@@ -171,6 +172,41 @@ def test_alerts_fire_on_rising_crossings_only_and_sparingly() -> None:
     assert observe("c", 81, 200) is None  # so this is no new crossing
     assert observe("c", 70, 201) is None
     assert observe("c", 81, 300) is not None
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def test_options_come_from_env_and_dotenv_and_flags_override_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PULSE_* variables and a .env in the working directory set the defaults; a flag given wins."""
+    for key in [key for key in os.environ if key.startswith("PULSE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "PULSE_SIMULATOR_CHANNELS=7\nPULSE_TOKEN=from-dotenv\nPULSE_SIMULATOR_CHAT=false\n"
+    )
+    monkeypatch.setenv("PULSE_GATEWAY_URL", "http://gateway.example:9000/")
+    monkeypatch.setenv("PULSE_SIMULATOR_RATE", "25")
+    args = parse_args([])
+    assert (args.gateway, args.rate, args.channels, args.token, args.chat) == (
+        "http://gateway.example:9000",
+        25.0,
+        7,
+        "from-dotenv",
+        False,
+    )
+    args = parse_args(["--rate", "2", "--channels", "1", "--token", "flag", "--chat"])
+    assert (args.rate, args.channels, args.token, args.chat) == (2.0, 1, "flag", True)
+
+
+def test_a_bad_setting_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PULSE_SIMULATOR_BATCH", "100000")
+    with pytest.raises(SystemExit) as exited:
+        parse_args([])
+    assert exited.value.code == 2
 
 
 # --- the process against a gateway ----------------------------------------------------------------

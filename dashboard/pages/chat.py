@@ -1,5 +1,8 @@
 """Chat: a room's log with sender and time, who is here, and a prompt publishing over the session's socket.
 
+Every post goes out under the dashboard's identity, not the viewer's, so with a token (auth on) the page is
+read-only unless ``PULSE_DASHBOARD_CHAT=on`` says viewers are trusted (``DashboardSettings.dashboard_chat``).
+
 Chat text is untrusted: it is shown with ``st.text`` (no Markdown, no HTML, nothing fetched). A message the
 gateway did not acknowledge is kept under the log with Retry and Discard: nothing typed is silently lost.
 """
@@ -94,9 +97,15 @@ def room_view() -> None:
 
 # Sent before the log is drawn, so a failure shows below it in this same run (the input is pinned to
 # the bottom of the page wherever it is called).
-prompt = st.chat_input(f"Message {room}", max_chars=MAX_CHAT_TEXT, key="chat_prompt")
-if prompt:
-    send(room, prompt)
+if settings.chat_enabled:
+    prompt = st.chat_input(f"Message {room}", max_chars=MAX_CHAT_TEXT, key="chat_prompt")
+    if prompt:
+        send(room, prompt)
+else:
+    st.caption(
+        "Read-only: posts would go out under this dashboard's token, whoever is viewing. "
+        "An operator can allow them with PULSE_DASHBOARD_CHAT=on behind a login."
+    )
 
 room_view()
 

@@ -17,9 +17,10 @@ async def serve(websocket: WebSocket, gateway: Gateway, *, name: str | None, dia
     """Admit a WebSocket (``gateway.admission``) and run its session; used by every session endpoint."""
     async with admit(websocket, gateway, name=name, auth_op=dialect.auth_op) as admitted:
         if admitted is not None:
-            await Session(
+            admitted.close_code = await Session(
                 websocket,
                 gateway,
+                client_id=admitted.client_id,
                 name=admitted.name,
                 grant=admitted.grant,
                 seat=admitted.seat,

@@ -126,7 +126,7 @@ class Ops:
             self._outbox.put(encode(Authenticated(ref=op.id, name=connection.name)))
             return
         try:
-            grant = verify_token(op.token, secret.get_secret_value())
+            grant = verify_token(op.token, secret.get_secret_value(), leeway=settings.jwt_leeway)
         except AuthError as exc:
             raise UnauthorizedError(str(exc)) from None
         if self._grant is not None and grant.subject != self._grant.subject:

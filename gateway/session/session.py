@@ -9,12 +9,11 @@ outbox's sender (writes whatever the hub and the reader queued). Whichever decid
 import asyncio
 import contextlib
 import logging
-import secrets
 from typing import Any
 
 from fastapi import WebSocket
 
-from gateway.admission import Seat
+from gateway.admission import CODE_UNKNOWN, Seat
 from gateway.auth import OPEN, Grant
 from gateway.dialects import NATIVE, Dialect
 from gateway.disconnect import Disconnect
@@ -39,6 +38,7 @@ class Session:
         websocket: WebSocket,
         gateway: Gateway,
         *,
+        client_id: str,
         name: str | None,
         grant: Grant | None,
         seat: Seat,
@@ -48,7 +48,9 @@ class Session:
         self._gateway = gateway
         self._dialect = dialect
         settings = gateway.settings
-        self.client_id = secrets.token_hex(8)
+        self.client_id = client_id
+        self._peer_code = CODE_UNKNOWN
+        """The client's close code once it closed; until then (or if it just vanished) 1006."""
         self._grant: Grant | None = grant if settings.auth_enabled else OPEN
         identity = grant.subject if grant is not None and grant.subject else name or self.client_id
         self._writer = writer = writer_for(websocket, send_buffer=settings.socket_send_buffer)
@@ -63,7 +65,8 @@ class Session:
         self._limits = FrameLimits(settings)
         self._ops = Ops(gateway, self._connection, self._policy, seat=seat, grant=self._grant)
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve the connection until it ends; returns the close code (the gateway's, else the client's)."""
         gateway, connection, policy = self._gateway, self._connection, self._policy
         outbox = connection.outbox
         await gateway.hub.add(connection)
@@ -85,6 +88,7 @@ class Session:
             outbox.run(self._dialect.sender(self._writer)), name=f"send-{self.client_id}"
         )
         tasks: list[asyncio.Task[Any]] = [sender]
+        disconnect: Disconnect | None = None
         try:
             await self._dialect.join(gateway, self._ops.apply)
             reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
@@ -109,6 +113,7 @@ class Session:
                     await task
             policy.finished()
             await gateway.subscriptions.remove(connection)
+        return disconnect.code if disconnect is not None else self._peer_code
 
     def _overflowed(self) -> None:
         metrics = self._gateway.metrics
@@ -123,6 +128,7 @@ class Session:
         while True:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
+                self._peer_code = message.get("code", CODE_UNKNOWN)
                 return
             text = message.get("text")
             try:
