@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # timing- and memory-bound tests (a browser click timeout, an RSS bound) often enough to fail CI.
 TEST_WORKERS ?= 0
 
-.PHONY: run run-scaled test test-latest bench lint check clean system-packages lock
+.PHONY: run run-scaled test test-latest bench lint check clean system-packages lock package-check
 
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
@@ -59,6 +59,9 @@ lock:  ## Regenerate requirements.txt and requirements-dev.txt from pyproject.to
 		-o requirements.txt pyproject.toml
 	$(PIP_COMPILE) --all-extras --constraint requirements.txt \
 		--unsafe-package pulseboard -o requirements-dev.txt pyproject.toml
+
+package-check:  ## Build the wheel, install it in a fresh venv outside the checkout, publish and receive through pulse-gateway
+	$(PYTHON) scripts/package_check.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
