@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # timing- and memory-bound tests (a browser click timeout, an RSS bound) often enough to fail CI.
 TEST_WORKERS ?= 0
 
-.PHONY: run run-scaled test test-latest bench lint check clean system-packages
+.PHONY: run run-scaled test test-latest bench lint check clean system-packages lock package-check
 
 run: $(VENV)/.runtime  ## Gateway, simulator and dashboard on the embedded defaults (Procfile, honcho)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
@@ -45,6 +45,24 @@ bench: $(VENV)/.dev system-packages  ## Quick runs of every benchmark (under 5 m
 	$(BIN)/python -m bench.dashboard_render --quick
 	$(BIN)/python -m bench.dashboard_buffers --quick
 
+# The lock files: requirements.txt (what make run installs: every extra but dev) and requirements-dev.txt
+# (everything, constrained to the same runtime pins), compiled from pyproject.toml's ranges by pip-tools
+# in a venv of its own. pip-compile keeps a pin that still fits; make lock UPGRADE=1 takes the newest.
+LOCK_VENV := .venv-lock
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+
+lock:  ## Regenerate requirements.txt and requirements-dev.txt from pyproject.toml
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip pip-tools==7.7.0
+	$(PIP_COMPILE) --extra redis --extra postgres --extra dashboard --extra mqtt --extra run \
+		-o requirements.txt pyproject.toml
+	$(PIP_COMPILE) --all-extras --constraint requirements.txt \
+		--unsafe-package pulseboard -o requirements-dev.txt pyproject.toml
+
+package-check:  ## Build the wheel, install it in a fresh venv outside the checkout, publish and receive through pulse-gateway
+	$(PYTHON) scripts/package_check.py
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -67,7 +85,7 @@ system-packages:
 	fi
 
 clean:
-	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache data
+	rm -rf $(VENV) $(LATEST) $(LOCK_VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache data
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

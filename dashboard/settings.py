@@ -55,6 +55,10 @@ class DashboardSettings(BaseSettings):
     """Seconds between looks at ``/api/channels`` for new ``data:`` and ``notify:`` channels."""
     dashboard_send_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Seconds a chat send waits for the gateway's ack before it is reported as failed."""
+    dashboard_address: str = "127.0.0.1"
+    """Where ``pulse-dashboard`` listens: loopback only unless set (``0.0.0.0`` for every interface)."""
+    dashboard_port: Annotated[int, Field(ge=0, le=65535)] = 8501
+    """``pulse-dashboard``'s port."""
     dashboard_file: str = ""
     """Path of the dashboard file (YAML, ``dashboard.board``): the Live page's rows of panels. Empty: no
     file, one chart per channel. Read on every redraw, so an edit shows without a restart."""
