@@ -142,6 +142,7 @@ async def admit(
         await websocket.accept()
         if rejected:
             refused = Disconnect.unauthorized(rejected)
+            metrics.disconnects[refused.code] += 1
             await websocket.close(refused.code, refused.reason)
             yield None
             return

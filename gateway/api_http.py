@@ -29,6 +29,7 @@ from shared.api import (
     HistoryHealth,
     HistoryHole,
     HistoryPage,
+    Liveness,
     ParameterErrors,
     PublishResult,
     Readiness,
@@ -250,7 +251,7 @@ async def publish(
         raise HTTPException(413, f"{ErrorCode.TOO_LARGE}: {exc}") from None
     except PublishError as exc:
         raise HTTPException(503, f"not published: {exc}") from None
-    gateway.metrics.messages_in += len(offsets)
+    gateway.metrics.messages_in[target.namespace] += len(offsets)
     gateway.metrics.publish_latency.observe(time.perf_counter() - started)
     return PublishResult(offsets=offsets)
 
@@ -346,9 +347,24 @@ async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the broker is unavailable: {exc}"}, status_code=503)
 
 
+@router.get("/livez", response_model=Liveness, responses={503: {"model": Liveness}})
+async def livez(gateway: GatewayDep) -> Response:
+    """Liveness, for a probe that restarts the process: 200 while its event loop runs on time, 503 when
+    it has fallen behind by more than PULSE_LOOP_LAG_LIMIT seconds. Broker and stores are not asked: a
+    Redis outage is no reason to restart a gateway (see `/readyz`). A loop blocked outright answers
+    nothing, so the probe's timeout is what catches that (`gateway.liveness`)."""
+    verdict = gateway.watchdog.verdict()
+    body = Liveness(
+        status="ok" if verdict.alive else "stalled", loop_lag=round(verdict.lag, 4), detail=verdict.detail
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if verdict.alive else 503)
+
+
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(gateway: GatewayDep) -> Response:
-    """200 when the broker works, 503 (degraded) when it does not."""
+    """Kept for existing monitors and the dashboard: 200 when the broker works, 503 (degraded) when its
+    last operation failed (Redis unreachable or failing, or the SQLite chat store failing). Readiness-like:
+    point a Kubernetes liveness probe at `/livez`, not here, or a Redis outage restarts healthy pods."""
     broker = gateway.broker.health()
     health = Health(
         status="ok" if broker.ok else "degraded",

@@ -119,16 +119,19 @@ async def _write_lines(
     if bucket is not None:
         bucket.spend(batch.count - 1)
     published = 0
+    counted = gateway.metrics.messages_in
     try:
         for name, points in batch.points.items():
             channel = Channel.parse(name)
             for first in range(0, len(points), MAX_BATCH):
-                published += len(await gateway.broker.publish(channel, points[first : first + MAX_BATCH]))
+                accepted = len(await gateway.broker.publish(channel, points[first : first + MAX_BATCH]))
+                # Counted as they go: the points before a failure were published all the same.
+                counted[channel.namespace] += accepted
+                published += accepted
     except ChannelLimitError as exc:
         return _error(413, f"{exc} ({published} points before it were published)")
     except PublishError as exc:
         return _error(503, f"not written: {exc} ({published} points before it were published)")
-    gateway.metrics.messages_in += published
     gateway.metrics.publish_latency.observe(time.perf_counter() - started)
     return Response(status_code=204)
 

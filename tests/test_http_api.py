@@ -7,7 +7,7 @@ import pytest
 
 from gateway.auth import mint_token
 from tests.client import Client
-from tests.servers import GatewayProcess, StartGateway
+from tests.servers import GatewayProcess, StartGateway, metric
 
 pytestmark = pytest.mark.both_brokers
 
@@ -128,11 +128,10 @@ def test_channels_list_health_and_metrics(gateway: GatewayProcess, broker_url: s
         assert health.status_code == 200
         backend = broker_url.partition(":")[0]
         assert health.json()["status"] == "ok" and health.json()["broker"]["backend"] == backend
-        metrics = httpx.get(f"{gateway.http_url}/metrics").text
-        assert "pulse_connections 1" in metrics
-        assert "pulse_messages_in_total 3" in metrics
-        assert "pulse_messages_out_total 3" in metrics
-        assert "pulse_publish_latency_seconds_count 1" in metrics
+        assert metric(gateway.http_url, "pulse_connections_open") == 1
+        assert metric(gateway.http_url, "pulse_messages_in_total") == 3
+        assert metric(gateway.http_url, "pulse_messages_out_total") == 3
+        assert metric(gateway.http_url, "pulse_publish_latency_seconds_count") == 1
 
 
 def test_idempotency_keys_belong_to_their_caller(start_gateway: StartGateway) -> None:
@@ -152,3 +151,4 @@ def test_huge_batch_is_refused_by_count(gateway: GatewayProcess) -> None:
     body = b"[" + b",".join([b"{}"] * 200_000) + b"]"
     response = httpx.post(f"{gateway.http_url}/api/publish/data:x", content=body)
     assert response.status_code == 413 and "at most 1000" in response.json()["detail"]
+
