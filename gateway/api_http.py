@@ -12,7 +12,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
-from gateway.deps import GatewayDep
+from gateway.deps import AuthorizationDep, GatewayDep
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.ratelimit import TokenBucket
 from gateway.scrape import metrics_text, subscriber_counts
@@ -212,7 +212,7 @@ async def publish(
     channel: ChannelPath,
     request: Request,
     gateway: GatewayDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: AuthorizationDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     name: Annotated[
         str | None,
@@ -269,6 +269,7 @@ async def publish(
 )
 async def list_channels(
     gateway: GatewayDep,
+    authorization: AuthorizationDep,
     prefix: Annotated[
         str, Query(pattern=CHANNEL_PREFIX_PATTERN, description="Only channels whose name starts with this")
     ] = "",
@@ -282,7 +283,6 @@ async def list_channels(
         str | None,
         Query(max_length=200, description="The `next` of the previous page (same prefix and order)"),
     ] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> ChannelList:
     """One page of the live channels, with position, subscribers (on every worker), rate and last publish time
     (only those the token may read)."""
@@ -314,12 +314,12 @@ async def list_channels(
 async def channel_history(
     channel: ChannelPath,
     gateway: GatewayDep,
+    authorization: AuthorizationDep,
     since: Annotated[int | None, Query(ge=0, description="Return publications after this offset")] = None,
     epoch: Annotated[
         str | None, Query(max_length=64, description="The epoch of `since` (required with it)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_REQUEST)] = 100,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> HistoryPage:
     """Retained publications: the last `limit`, or (with `since`) up to `limit` after that offset."""
     target = parse_channel(channel)

@@ -15,13 +15,13 @@ import zlib
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway.api_http import grant_for, publish_bucket, read_body
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, InfluxAuthorizationDep, InfluxPasswordDep
 from gateway.line_protocol import PRECISIONS, LineError, parse
 from shared.api import MAX_BATCH, InfluxErrorBody
 from shared.channels import Channel
@@ -176,6 +176,7 @@ _LINES = {
 async def write_v2(
     request: Request,
     gateway: GatewayDep,
+    authorization: InfluxAuthorizationDep,
     precision: Annotated[
         str, Query(description="Unit of the timestamps", json_schema_extra={"enum": list(V2_PRECISIONS)})
     ] = "ns",
@@ -183,7 +184,6 @@ async def write_v2(
     bucket: Annotated[
         str | None, Query(description="Accepted and ignored: channels come from the lines")
     ] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 2 style (`Authorization: Token <token>`)."""
     return await _write(request, gateway, (precision, V2_PRECISIONS), authorization, None)
@@ -193,13 +193,13 @@ async def write_v2(
 async def write_v1(
     request: Request,
     gateway: GatewayDep,
+    authorization: InfluxAuthorizationDep,
+    p: InfluxPasswordDep,
     precision: Annotated[
         str, Query(description="Unit of the timestamps", json_schema_extra={"enum": list(PRECISIONS)})
     ] = "ns",
     db: Annotated[str | None, Query(description="Accepted and ignored: channels come from the lines")] = None,
     u: Annotated[str | None, Query(description="Accepted and ignored")] = None,
-    p: Annotated[str | None, Query(description="The token, when not in the Authorization header")] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 1 style (`?p=<token>` or `Authorization: Token <token>`)."""
     return await _write(request, gateway, (precision, PRECISIONS), authorization, p)
