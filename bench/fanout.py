@@ -383,8 +383,8 @@ async def measure(
     if server.pulse:
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)).text
-        found = re.search(r"pulse_slow_disconnects_total (\d+)", metrics)
-        slow = int(found.group(1)) if found else 0
+        found = re.search(r"pulse_slow_disconnects_total ([\d.e+]+)", metrics)
+        slow = int(float(found.group(1))) if found else 0
         closed = slow - server.slow_disconnects
         server.slow_disconnects = slow
     for transport in subscribers:

@@ -86,7 +86,7 @@ async def all_workers_up(server: Server, workers: int) -> None:
     async with httpx.AsyncClient() as http:
         for _ in range(300):
             metrics = (await http.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)).text
-            if workers == 1 or f"pulse_workers {workers}" in metrics:
+            if workers == 1 or f"pulse_workers {float(workers)}" in metrics:
                 return
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{server.name}: not every worker started")

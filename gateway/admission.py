@@ -177,6 +177,7 @@ async def admit(
             log.debug(
                 "connection refused: %d %s", refused.code, rejected, extra={**fields, "code": refused.code}
             )
+            metrics.disconnects[refused.code] += 1
             await websocket.close(refused.code, refused.reason)
             yield None
             return

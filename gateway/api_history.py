@@ -5,10 +5,10 @@ import math
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from gateway.api_http import FORBIDDEN, UNAUTHORIZED, ChannelPath, grant_for, parse_channel
-from gateway.deps import GatewayDep
+from gateway.deps import AuthorizationDep, GatewayDep
 from gateway.history import StoreError
 from gateway.history.base import RangeResult
 from gateway.history.tiers import MICROS
@@ -50,6 +50,7 @@ def _finite(value: float | None, name: str) -> None:
 async def channel_range(
     channel: ChannelPath,
     gateway: GatewayDep,
+    authorization: AuthorizationDep,
     start: Annotated[float | None, Query(description="Unix seconds; default `end` less one hour")] = None,
     end: Annotated[float | None, Query(description="Unix seconds, exclusive; default now")] = None,
     series: Annotated[
@@ -63,7 +64,6 @@ async def channel_range(
             description="Most points per series (default 2000, at most PULSE_HISTORY_MAX_POINTS)",
         ),
     ] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> HistoryRange:
     """Stored samples of a `data:` channel over `[start, end)`: per series, one entry per bucket with the
     min/max envelope, mean, last and count (or the raw samples, when they are few enough), the resolution

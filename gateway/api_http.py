@@ -12,7 +12,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from gateway.auth import EVERYTHING, OPEN, AuthError, Grant, bearer_token, verify_token
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError, ChannelOrder, ChannelQuery, CursorError
-from gateway.deps import GatewayDep
+from gateway.deps import AuthorizationDep, GatewayDep
 from gateway.publishing import PayloadError, enrich, parse_body
 from gateway.ratelimit import TokenBucket
 from gateway.scrape import metrics_text, subscriber_counts
@@ -29,6 +29,7 @@ from shared.api import (
     HistoryHealth,
     HistoryHole,
     HistoryPage,
+    Liveness,
     ParameterErrors,
     PublishResult,
     Readiness,
@@ -211,7 +212,7 @@ async def publish(
     channel: ChannelPath,
     request: Request,
     gateway: GatewayDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: AuthorizationDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     name: Annotated[
         str | None,
@@ -250,7 +251,7 @@ async def publish(
         raise HTTPException(413, f"{ErrorCode.TOO_LARGE}: {exc}") from None
     except PublishError as exc:
         raise HTTPException(503, f"not published: {exc}") from None
-    gateway.metrics.messages_in += len(offsets)
+    gateway.metrics.messages_in[target.namespace] += len(offsets)
     gateway.metrics.publish_latency.observe(time.perf_counter() - started)
     return PublishResult(offsets=offsets)
 
@@ -268,6 +269,7 @@ async def publish(
 )
 async def list_channels(
     gateway: GatewayDep,
+    authorization: AuthorizationDep,
     prefix: Annotated[
         str, Query(pattern=CHANNEL_PREFIX_PATTERN, description="Only channels whose name starts with this")
     ] = "",
@@ -281,7 +283,6 @@ async def list_channels(
         str | None,
         Query(max_length=200, description="The `next` of the previous page (same prefix and order)"),
     ] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> ChannelList:
     """One page of the live channels, with position, subscribers (on every worker), rate and last publish time
     (only those the token may read)."""
@@ -313,12 +314,12 @@ async def list_channels(
 async def channel_history(
     channel: ChannelPath,
     gateway: GatewayDep,
+    authorization: AuthorizationDep,
     since: Annotated[int | None, Query(ge=0, description="Return publications after this offset")] = None,
     epoch: Annotated[
         str | None, Query(max_length=64, description="The epoch of `since` (required with it)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_REQUEST)] = 100,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> HistoryPage:
     """Retained publications: the last `limit`, or (with `since`) up to `limit` after that offset."""
     target = parse_channel(channel)
@@ -346,9 +347,24 @@ async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the broker is unavailable: {exc}"}, status_code=503)
 
 
+@router.get("/livez", response_model=Liveness, responses={503: {"model": Liveness}})
+async def livez(gateway: GatewayDep) -> Response:
+    """Liveness, for a probe that restarts the process: 200 while its event loop runs on time, 503 when
+    it has fallen behind by more than PULSE_LOOP_LAG_LIMIT seconds. Broker and stores are not asked: a
+    Redis outage is no reason to restart a gateway (see `/readyz`). A loop blocked outright answers
+    nothing, so the probe's timeout is what catches that (`gateway.liveness`)."""
+    verdict = gateway.watchdog.verdict()
+    body = Liveness(
+        status="ok" if verdict.alive else "stalled", loop_lag=round(verdict.lag, 4), detail=verdict.detail
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if verdict.alive else 503)
+
+
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(gateway: GatewayDep) -> Response:
-    """200 when the broker works, 503 (degraded) when it does not."""
+    """Kept for existing monitors and the dashboard: 200 when the broker works, 503 (degraded) when its
+    last operation failed (Redis unreachable or failing, or the SQLite chat store failing). Readiness-like:
+    point a Kubernetes liveness probe at `/livez`, not here, or a Redis outage restarts healthy pods."""
     broker = gateway.broker.health()
     health = Health(
         status="ok" if broker.ok else "degraded",

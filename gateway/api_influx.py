@@ -15,13 +15,13 @@ import zlib
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway.api_http import grant_for, publish_bucket, read_body
 from gateway.broker import PublishError
 from gateway.broker.base import ChannelLimitError
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, InfluxAuthorizationDep, InfluxPasswordDep
 from gateway.line_protocol import PRECISIONS, LineError, parse
 from shared.api import MAX_BATCH, InfluxErrorBody
 from shared.channels import Channel
@@ -119,16 +119,19 @@ async def _write_lines(
     if bucket is not None:
         bucket.spend(batch.count - 1)
     published = 0
+    counted = gateway.metrics.messages_in
     try:
         for name, points in batch.points.items():
             channel = Channel.parse(name)
             for first in range(0, len(points), MAX_BATCH):
-                published += len(await gateway.broker.publish(channel, points[first : first + MAX_BATCH]))
+                accepted = len(await gateway.broker.publish(channel, points[first : first + MAX_BATCH]))
+                # Counted as they go: the points before a failure were published all the same.
+                counted[channel.namespace] += accepted
+                published += accepted
     except ChannelLimitError as exc:
         return _error(413, f"{exc} ({published} points before it were published)")
     except PublishError as exc:
         return _error(503, f"not written: {exc} ({published} points before it were published)")
-    gateway.metrics.messages_in += published
     gateway.metrics.publish_latency.observe(time.perf_counter() - started)
     return Response(status_code=204)
 
@@ -173,6 +176,7 @@ _LINES = {
 async def write_v2(
     request: Request,
     gateway: GatewayDep,
+    authorization: InfluxAuthorizationDep,
     precision: Annotated[
         str, Query(description="Unit of the timestamps", json_schema_extra={"enum": list(V2_PRECISIONS)})
     ] = "ns",
@@ -180,7 +184,6 @@ async def write_v2(
     bucket: Annotated[
         str | None, Query(description="Accepted and ignored: channels come from the lines")
     ] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 2 style (`Authorization: Token <token>`)."""
     return await _write(request, gateway, (precision, V2_PRECISIONS), authorization, None)
@@ -190,13 +193,13 @@ async def write_v2(
 async def write_v1(
     request: Request,
     gateway: GatewayDep,
+    authorization: InfluxAuthorizationDep,
+    p: InfluxPasswordDep,
     precision: Annotated[
         str, Query(description="Unit of the timestamps", json_schema_extra={"enum": list(PRECISIONS)})
     ] = "ns",
     db: Annotated[str | None, Query(description="Accepted and ignored: channels come from the lines")] = None,
     u: Annotated[str | None, Query(description="Accepted and ignored")] = None,
-    p: Annotated[str | None, Query(description="The token, when not in the Authorization header")] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Line protocol, InfluxDB 1 style (`?p=<token>` or `Authorization: Token <token>`)."""
     return await _write(request, gateway, (precision, PRECISIONS), authorization, p)

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             membership={Namespace.CHAT: ChatAnnouncements(broker)},
             board=None if settings.worker_dir is None else WorkerBoard(settings.worker_dir),
         )
+        gateway.watchdog.start()
         sharing = None if gateway.board is None else asyncio.create_task(share_snapshots(gateway))
         if not settings.auth_enabled:
             log.warning(
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             # uvicorn has already closed every WebSocket with 1012 by now.
+            gateway.watchdog.stop()
             if sharing is not None:
                 sharing.cancel()
             await broker.close()

@@ -29,7 +29,7 @@ from gateway.broker import Broker, Direct, Publication
 from gateway.disconnect import Disconnect
 from gateway.metrics import Metrics
 from gateway.outbox import MAX_PACKED_CHARS, Outbox
-from shared.channels import Channel
+from shared.channels import Channel, Namespace
 from shared.messages import PresenceEntry, StreamPosition
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,11 @@ class Connection:
 class ChannelRecord:
     """Everything the hub keeps for one channel with local subscribers."""
 
-    __slots__ = ("listening", "live", "pending", "subscribers", "tick")
+    __slots__ = ("listening", "live", "namespace", "pending", "subscribers", "tick")
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        """The channel's namespace, kept so counting a delivery per namespace costs no parsing."""
         self.live: set[Outbox] = set()
         self.pending: dict[Connection, list[Publication]] = {}
         """Subscriptions whose history is being read, each with the publications it missed meanwhile."""
@@ -107,7 +109,7 @@ class Hub:
         live = record.live
         if live:
             self._collect(record, publication.frame)
-            self._metrics.messages_out += len(live)
+            self._metrics.messages_out[record.namespace] += len(live)
 
     def on_event(self, channel: str, frame: str) -> None:
         record = self._channels.get(channel)
@@ -223,7 +225,7 @@ class Hub:
         connection.channels.add(name)
         record = self._channels.get(name)
         if record is None:
-            record = self._channels[name] = ChannelRecord()
+            record = self._channels[name] = ChannelRecord(channel.namespace)
         waiting: list[Publication] = []
         record.pending[connection] = waiting
         try:

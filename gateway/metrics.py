@@ -1,15 +1,29 @@
 """Counters for ``/metrics`` (Prometheus text format).
 
-Plain integer attributes on one object: the event loop is single-threaded, so an increment needs no
-lock, and counting a fan-out is one addition per publication, not one per delivery.
+Plain integers and dicts on one object: the event loop is single-threaded, so an increment needs no
+lock, and counting a fan-out is one addition per publication, not one per delivery. Nothing is
+formatted until a scrape (``gateway.scrape``), which turns these into ``Family`` values: plain data, so
+that the workers of one gateway can share them (``gateway.worker_board``) before they are rendered.
+
+Naming follows Prometheus': one family per name, ``_total`` only on counters, base units in the name
+(``_seconds``, ``_bytes``; the outbox counts ``_characters``, which is what it measures).
 """
 
-import os
+import importlib.metadata
+import tomllib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
+
+from prometheus_client.metrics_core import Metric
+
+from shared.channels import Namespace
+from shared.codes import CloseCode, ErrorCode
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+Kind = Literal["counter", "gauge"]
 
 
 @dataclass
@@ -31,12 +45,26 @@ class Histogram:
 
 
 class Family(NamedTuple):
-    """One metric family with a single unlabelled sample."""
+    """One metric family: its samples keyed by the value of its one label (``""`` when it has none).
+
+    One label at most keeps a family plain JSON for the worker board; no family here needs two."""
 
     name: str
-    kind: str
+    """As exposed: a counter's ends in ``_total``."""
+    kind: Kind
     help: str
-    value: float
+    samples: dict[str, float]
+    label: str = ""
+
+
+def single(name: str, kind: Kind, help: str, value: float) -> Family:
+    """A family of one unlabelled sample."""
+    return Family(name, kind, help, {"": value})
+
+
+def _per(keys: type[Namespace] | type[ErrorCode] | type[CloseCode]) -> dict[str | int, int]:
+    # Every known label value starts at 0, so a series exists (and rate() works) before its first event.
+    return dict.fromkeys(keys, 0)
 
 
 @dataclass
@@ -45,15 +73,17 @@ class Metrics:
     connections_open: int = 0
     direct_writes_total: int = 0
     """Connections whose frames were written straight to the transport (see gateway.transport.writers)."""
-    messages_in: int = 0
-    """Publications accepted (HTTP and WebSocket)."""
-    messages_out: int = 0
-    """Messages queued to subscribers (one per subscriber per publication)."""
+    messages_in: dict[str | int, int] = field(default_factory=lambda: _per(Namespace))
+    """Publications accepted (HTTP, line protocol and WebSocket), per namespace."""
+    messages_out: dict[str | int, int] = field(default_factory=lambda: _per(Namespace))
+    """Messages queued to subscribers (one per subscriber per publication), per namespace."""
     messages_dropped: int = 0
     """Messages discarded with a slow consumer's outbox."""
     slow_disconnects: int = 0
-    client_errors: int = 0
-    """Error frames sent to clients."""
+    disconnects: dict[str | int, int] = field(default_factory=lambda: _per(CloseCode))
+    """WebSocket connections the gateway closed, per close code."""
+    client_errors: dict[str | int, int] = field(default_factory=lambda: _per(ErrorCode))
+    """Error frames sent to clients, per error code."""
     direct_refused: int = 0
     """Direct messages a target's direct budget refused (or, from another process, dropped)."""
     http_publish_limited: int = 0
@@ -61,92 +91,114 @@ class Metrics:
     publish_latency: Histogram = field(default_factory=Histogram)
     """Seconds from receiving a publish request to its publications being queued to subscribers."""
 
-    def families(self, extra_gauges: dict[str, float], extra_counters: dict[str, float]) -> list[Family]:
-        """Every sample this process reports, the core counters first."""
+    def families(self) -> list[Family]:
+        """Every counter and gauge kept here, as families."""
         return [
-            Family(
+            single(
                 "pulse_connections_total",
                 "counter",
-                "WebSocket connections accepted.",
+                "WebSocket connections accepted since the process started.",
                 self.connections_total,
             ),
-            Family("pulse_connections", "gauge", "WebSocket connections open.", self.connections_open),
-            Family(
+            single(
+                "pulse_connections_open",
+                "gauge",
+                "WebSocket connections open now.",
+                self.connections_open,
+            ),
+            single(
                 "pulse_direct_write_connections_total",
                 "counter",
-                "Connections written straight to the socket (the gateway's WebSocket protocol, no "
-                "compression).",
+                "WebSocket connections whose frames were written straight to the socket (the gateway's "
+                "own WebSocket protocol, no compression).",
                 self.direct_writes_total,
             ),
-            Family("pulse_messages_in_total", "counter", "Publications accepted.", self.messages_in),
-            Family(
-                "pulse_messages_out_total", "counter", "Messages queued to subscribers.", self.messages_out
+            _labelled(
+                "pulse_messages_in_total",
+                "Publications accepted (HTTP, line protocol and WebSocket), by channel namespace.",
+                "namespace",
+                self.messages_in,
             ),
-            Family(
+            _labelled(
+                "pulse_messages_out_total",
+                "Messages queued to subscribers (one per subscriber per publication), by channel namespace.",
+                "namespace",
+                self.messages_out,
+            ),
+            single(
                 "pulse_messages_dropped_total",
                 "counter",
-                "Messages dropped with slow consumers.",
+                "Messages discarded with the outbox of a connection closed as a slow consumer.",
                 self.messages_dropped,
             ),
-            Family(
+            single(
                 "pulse_slow_disconnects_total",
                 "counter",
-                "Connections closed as slow consumers (4001).",
+                "Connections closed as slow consumers (close code 4001).",
                 self.slow_disconnects,
             ),
-            Family(
-                "pulse_client_errors_total", "counter", "Error frames sent to clients.", self.client_errors
+            _labelled(
+                "pulse_disconnects_total",
+                "WebSocket connections the gateway closed, by close code (those a client closed are "
+                "not counted).",
+                "code",
+                self.disconnects,
             ),
-            Family(
+            _labelled(
+                "pulse_client_errors_total",
+                "Error frames sent to WebSocket clients, by error code.",
+                "code",
+                self.client_errors,
+            ),
+            single(
                 "pulse_direct_refused_total",
                 "counter",
-                "Direct messages refused or dropped: the target's direct budget was full.",
+                "Direct messages refused or dropped because the target's direct budget was full.",
                 self.direct_refused,
             ),
-            Family(
+            single(
                 "pulse_http_publish_limited_total",
                 "counter",
-                "HTTP publishes answered 429: the identity's publish rate was used up.",
+                "HTTP publishes answered 429 because the identity's publish rate was used up.",
                 self.http_publish_limited,
-            ),
-            *(
-                Family(name, "gauge", name.replace("_", " ") + ".", value)
-                for name, value in extra_gauges.items()
-            ),
-            *(
-                Family(name, "counter", name.replace("_", " ") + ".", value)
-                for name, value in extra_counters.items()
             ),
         ]
 
 
-def render(families: list[Family], latency: Histogram) -> str:
-    """The Prometheus text format of ``families`` and the publish latency histogram."""
-    lines: list[str] = []
-    for family in families:
-        lines.extend(
-            (
-                f"# HELP {family.name} {family.help}",
-                f"# TYPE {family.name} {family.kind}",
-                f"{family.name} {family.value}",
-            )
-        )
-    name = "pulse_publish_latency_seconds"
-    lines.extend((f"# HELP {name} Publish handling time.", f"# TYPE {name} histogram"))
-    cumulative = 0
-    for bound, count in zip(latency.buckets, latency.counts, strict=False):
-        cumulative += count
-        lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-    lines.append(f'{name}_bucket{{le="+Inf"}} {latency.count}')
-    lines.append(f"{name}_sum {latency.total}")
-    lines.append(f"{name}_count {latency.count}")
-    return "\n".join(lines) + "\n"
+def _labelled(name: str, help: str, label: str, counts: dict[str | int, int]) -> Family:
+    return Family(name, "counter", help, {str(key): value for key, value in counts.items()}, label)
 
 
-def resident_memory() -> int:
-    """This process's RSS in bytes (Linux ``/proc``; 0 where that is not available)."""
+def from_collector(metrics: list[Metric]) -> list[Family]:
+    """Families of a prometheus-client collector's output (``ProcessCollector``, ``GCCollector``)."""
+    families = []
+    for metric in metrics:
+        if metric.type not in ("counter", "gauge"):
+            continue
+        kind: Kind = "counter" if metric.type == "counter" else "gauge"
+        samples: dict[str, float] = {}
+        label = ""
+        for sample in metric.samples:
+            if sample.name.endswith("_created"):
+                continue
+            (label, value), *more = sample.labels.items() or [("", "")]
+            assert not more, f"{metric.name} has more than one label"
+            samples[value] = sample.value
+        name = f"{metric.name}_total" if kind == "counter" else metric.name
+        families.append(Family(name, kind, metric.documentation, samples, label))
+    return families
+
+
+@cache
+def build_version() -> str:
+    """This gateway's version: the installed package's, else the source checkout's ``pyproject.toml``
+    (``python -m gateway`` from a clone is not installed), else ``unknown``."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
+        return importlib.metadata.version("pulseboard")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+        return str(project["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     """Allocations between the cyclic garbage collector's young-generation runs (Python's own is 700;
     0 keeps it). Ingest allocates several objects per point, and at 700 collection was a third of the
     gateway's time."""
+    loop_lag_limit: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds the event loop may run late before ``/livez`` answers 503 (``gateway.liveness``)."""
     socket_send_buffer: Annotated[int, Field(ge=0)] = 256 * KiB
     """Kernel send buffer per WebSocket (SO_SNDBUF; 0 leaves the kernel's autotuning, up to 4 MiB on
     Linux). It bounds what a client that stops reading holds in the kernel, in front of its queue."""

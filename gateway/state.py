@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.broker import Broker
 from gateway.history import Recorder
 from gateway.hub import Hub
+from gateway.liveness import LoopWatchdog
 from gateway.metrics import Metrics
 from gateway.ratelimit import KeyedBuckets
 from gateway.session.membership import MembershipHook
@@ -38,6 +39,8 @@ class Gateway:
     """Characters of direct messages per sending identity, all its connections here together."""
     http_publishers: KeyedBuckets = field(init=False)
     """Points published over HTTP per identity (token ``sub``, else client address)."""
+    watchdog: LoopWatchdog = field(init=False)
+    """Measures the event loop's lag, for ``/livez``; started with the app."""
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -46,3 +49,4 @@ class Gateway:
         )
         self.direct_senders = KeyedBuckets(settings.direct_rate, settings.direct_burst)
         self.http_publishers = KeyedBuckets(settings.http_publish_rate, settings.http_publish_burst)
+        self.watchdog = LoopWatchdog(settings.loop_lag_limit)

@@ -7,8 +7,12 @@ scrape (to a temporary file, then renamed: a reader never sees half of one). Com
 client libraries' multiprocess mode: counters and the latency histogram add up over every snapshot, a dead
 worker's included, so totals never go backwards when the supervisor replaces a worker; gauges and
 subscriber counts add up over the live workers only (the process exists and wrote in the last few
-seconds). ``pulse_broker_up`` is the least of the workers': the gateway is up when all of them are.
-Another worker's share is at most ``INTERVAL`` old.
+seconds), each label value on its own. A few gauges are not amounts: ``pulse_broker_up`` and
+``process_max_fds`` are the least of the live workers' (the gateway is up when all of them are; the
+tightest limit is the one that bites), ``pulse_build_info``, ``pulse_event_loop_lag_seconds`` and
+``process_start_time_seconds`` the greatest (the laggiest worker; the newest worker's start, so a
+replaced worker shows as a restart). Another worker's share
+is at most ``INTERVAL`` old.
 """
 
 import contextlib
@@ -25,8 +29,10 @@ INTERVAL = 1.0
 """Seconds between a worker's snapshots."""
 FRESH = 5 * INTERVAL
 """A snapshot older than this is a worker that stopped writing: its gauges no longer count."""
-LEAST_OF = frozenset({"pulse_broker_up"})
+LEAST_OF = frozenset({"pulse_broker_up", "process_max_fds"})
 """Gauges combined by their minimum instead of their sum."""
+GREATEST_OF = frozenset({"pulse_build_info", "pulse_event_loop_lag_seconds", "process_start_time_seconds"})
+"""Gauges combined by their maximum instead of their sum."""
 
 
 @dataclass
@@ -122,19 +128,25 @@ def combine(snapshots: list[WorkerSnapshot], own: WorkerSnapshot, now: float) ->
     live = [snapshot for snapshot in snapshots if snapshot.pid == own.pid or snapshot.live(now)]
     kinds = {family.name: family for snapshot in snapshots for family in snapshot.families}
     counted = {id(snapshot) for snapshot in live}
-    totals: dict[str, float] = {}
+    totals: dict[str, dict[str, float]] = {}
     for snapshot in snapshots:
         for family in snapshot.families:
             if family.kind == "gauge" and id(snapshot) not in counted:
                 continue
-            if family.name in LEAST_OF and family.name in totals:
-                totals[family.name] = min(totals[family.name], family.value)
-            else:
-                totals[family.name] = totals.get(family.name, 0) + family.value
+            samples = totals.setdefault(family.name, {})
+            for key, value in family.samples.items():
+                if key not in samples:
+                    samples[key] = value
+                elif family.name in LEAST_OF:
+                    samples[key] = min(samples[key], value)
+                elif family.name in GREATEST_OF:
+                    samples[key] = max(samples[key], value)
+                else:
+                    samples[key] += value
     # The answering worker's order first, then anything only others report.
     names = [family.name for family in own.families]
     names += [name for name in kinds if name not in set(names)]
-    families = [kinds[name]._replace(value=totals.get(name, 0)) for name in names]
+    families = [kinds[name]._replace(samples=totals.get(name, {})) for name in names]
     latency = Histogram()
     for snapshot in snapshots:
         latency.counts = [a + b for a, b in zip(latency.counts, snapshot.latency.counts, strict=True)]

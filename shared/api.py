@@ -92,6 +92,15 @@ class HistoryHealth(_Body):
     holes: list[HistoryHole]
 
 
+class Liveness(_Body):
+    """``/livez``: whether the gateway process's event loop runs on time (nothing else is asked)."""
+
+    status: Literal["ok", "stalled"]
+    loop_lag: float
+    """Seconds the loop's timers run late now (or ran late at the latest check)."""
+    detail: str = ""
+
+
 class Readiness(_Body):
     status: Literal["ok", "degraded"]
     broker: BrokerHealth

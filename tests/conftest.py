@@ -8,7 +8,8 @@ from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.postgres_server import PostgresServer
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
-from tests.servers import GatewayProcess, StartGateway
+from tests.servers import GatewayProcess, StartGateway, metric
+from tests.waiting import eventually
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -96,6 +97,16 @@ def redis_cluster_url(redis_cluster: RedisCluster) -> str:
     redis_cluster.wait_healthy()
     redis_cluster.flush()
     return redis_cluster.url
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, redis_url: str) -> Iterator[GatewayProcess]:
+    """``python -m gateway --workers 2`` on a private Redis, once both workers report to ``/metrics``."""
+    env = {"PULSE_BROKER_URL": redis_url, "PULSE_WORKERS": "2", "PULSE_HISTORY_URL": "none://"}
+    process = GatewayProcess(tmp_path, env=env).start()
+    eventually(lambda: metric(process.http_url, "pulse_workers") == 2, timeout=20)
+    yield process
+    process.stop()
 
 
 @pytest.fixture(params=["redis", "cluster"])

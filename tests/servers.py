@@ -24,11 +24,16 @@ def free_port() -> int:
 
 
 def metric(http_url: str, name: str) -> float:
-    """The value of the unlabelled sample ``name`` in the gateway's ``/metrics``."""
-    for line in httpx.get(f"{http_url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    """The sample ``name`` in the gateway's ``/metrics``, summed over its labels (so a labelled counter
+    such as ``pulse_messages_in_total`` reads as its total over every namespace)."""
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(f"{http_url}/metrics", timeout=5).text.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{"))
+    ]
+    if not values:
+        raise AssertionError(f"{name} not in /metrics")
+    return sum(values)
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:

@@ -44,7 +44,7 @@ def test_10000_cycles_return_the_gateway_to_baseline(start_gateway: StartGateway
     asyncio.run(churn(gateway.ws_url))
     after = eventually(lambda: settled(gateway.http_url), timeout=20, what="idle after")
     assert before is not None and after is not None
-    assert after["pulse_connections"] == 0 and after["pulse_clients_registered"] == 0
+    assert after["pulse_connections_open"] == 0 and after["pulse_clients_registered"] == 0
     assert after["pulse_connections_total"] >= CYCLES
     assert after["pulse_tasks"] <= before["pulse_tasks"], "no task left behind"
     growth = after["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]
@@ -62,4 +62,4 @@ async def churn_warmup(url: str) -> None:
 
 def settled(http_url: str) -> dict[str, float] | None:
     values = gauges(http_url)
-    return values if values.get("pulse_connections") == 0 else None
+    return values if values.get("pulse_connections_open") == 0 else None

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.auth import mint_token
 from tests.client import Client
-from tests.servers import GatewayProcess, StartGateway
+from tests.servers import GatewayProcess, StartGateway, metric
 
 pytestmark = pytest.mark.both_brokers
 
@@ -128,11 +128,10 @@ def test_channels_list_health_and_metrics(gateway: GatewayProcess, broker_url: s
         assert health.status_code == 200
         backend = broker_url.partition(":")[0]
         assert health.json()["status"] == "ok" and health.json()["broker"]["backend"] == backend
-        metrics = httpx.get(f"{gateway.http_url}/metrics").text
-        assert "pulse_connections 1" in metrics
-        assert "pulse_messages_in_total 3" in metrics
-        assert "pulse_messages_out_total 3" in metrics
-        assert "pulse_publish_latency_seconds_count 1" in metrics
+        assert metric(gateway.http_url, "pulse_connections_open") == 1
+        assert metric(gateway.http_url, "pulse_messages_in_total") == 3
+        assert metric(gateway.http_url, "pulse_messages_out_total") == 3
+        assert metric(gateway.http_url, "pulse_publish_latency_seconds_count") == 1
 
 
 def test_idempotency_keys_belong_to_their_caller(start_gateway: StartGateway) -> None:
@@ -152,3 +151,28 @@ def test_huge_batch_is_refused_by_count(gateway: GatewayProcess) -> None:
     body = b"[" + b",".join([b"{}"] * 200_000) + b"]"
     response = httpx.post(f"{gateway.http_url}/api/publish/data:x", content=body)
     assert response.status_code == 413 and "at most 1000" in response.json()["detail"]
+
+
+def test_openapi_declares_the_token_schemes_on_the_routes_that_take_tokens(gateway: GatewayProcess) -> None:
+    """Bearer (and the InfluxDB forms) are security schemes referenced by every route that reads a token;
+    probes and metrics need none."""
+    spec = httpx.get(f"{gateway.http_url}/openapi.json", timeout=5).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["influxPassword"]["in"] == "query" and schemes["influxPassword"]["name"] == "p"
+    paths = spec["paths"]
+    guarded = {
+        ("post", "/api/publish/{channel}"),
+        ("get", "/api/channels"),
+        ("get", "/api/channels/{channel}/history"),
+        ("get", "/api/channels/{channel}/range"),
+        ("post", "/api/v2/write"),
+        ("post", "/write"),
+    }
+    for method, path in guarded:
+        assert {"bearer": []} in paths[path][method]["security"], (method, path)
+        names = [parameter["name"].lower() for parameter in paths[path][method].get("parameters", [])]
+        assert "authorization" not in names, "the token is a scheme, not a plain header parameter"
+    assert {"influxPassword": []} in paths["/write"]["post"]["security"]
+    for probe in ("/livez", "/readyz", "/healthz", "/metrics"):
+        assert "security" not in paths[probe]["get"], probe

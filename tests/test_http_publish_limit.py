@@ -6,7 +6,7 @@ import time
 import httpx
 
 from gateway.auth import mint_token
-from tests.servers import GatewayProcess, StartGateway
+from tests.servers import GatewayProcess, StartGateway, metric
 
 SECRET = "test-secret-with-enough-bytes-for-hs256"
 BATCH = [{"values": {"v": float(n)}} for n in range(1000)]
@@ -47,8 +47,7 @@ def test_a_flooding_address_gets_429_while_another_address_publishes(start_gatew
         time.sleep(retry_after)
         again = flooder.post(f"{gateway.http_url}/api/publish/data:calm", json={"values": {"v": 3.0}})
         assert again.status_code == 200 and again.json() == {"offsets": [2]}, "nothing refused was published"
-    metrics = httpx.get(f"{gateway.http_url}/metrics").text
-    assert "pulse_http_publish_limited_total 2" in metrics
+    assert metric(gateway.http_url, "pulse_http_publish_limited_total") == 2
 
 
 def test_with_auth_the_limit_is_per_token_sub(start_gateway: StartGateway) -> None:

@@ -42,7 +42,8 @@ RANGE = "GET /api/channels/{channel}/range"
 READY = "GET /readyz"
 WRITE_V2 = "POST /api/v2/write"
 WRITE_V1 = "POST /write"
-OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, METRICS, RANGE, READY, WRITE_V2, WRITE_V1}
+LIVE = "GET /livez"
+OPERATIONS = {PUBLISH, CHANNELS, HISTORY, HEALTH, LIVE, METRICS, RANGE, READY, WRITE_V2, WRITE_V1}
 
 
 @dataclass
@@ -126,6 +127,7 @@ def test_open_gateway_conforms_to_its_schema(start_gateway: StartGateway) -> Non
             CHANNELS: {200},
             HISTORY: {200, 400, 422},
             HEALTH: {200},
+            LIVE: {200},
             METRICS: {200},
             RANGE: {200, 400, 422},
             READY: {200},
@@ -146,6 +148,7 @@ IDENTITIES: dict[str, tuple[dict[str, list[str]] | None, dict[str, set[int]]]] =
             HISTORY: {401},
             RANGE: {401},
             HEALTH: {200},
+            LIVE: {200},
             METRICS: {200},
             WRITE_V2: {401},
             WRITE_V1: {401},

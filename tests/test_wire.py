@@ -100,7 +100,7 @@ def test_a_client_that_never_reads_is_dropped_after_the_close_grace(start_gatewa
     sock = stuck_subscriber(gateway.port, "data:stuck")
     try:
         with httpx.Client(base_url=gateway.http_url) as http:
-            eventually(lambda: metric(gateway.http_url, "pulse_connections") == 1, timeout=10)
+            eventually(lambda: metric(gateway.http_url, "pulse_connections_open") == 1, timeout=10)
             payload = [{"values": {f"s{i}": float(i) for i in range(40)}}] * 200
             for _ in range(20):
                 http.post("/api/publish/data:stuck", json=payload).raise_for_status()
@@ -133,7 +133,8 @@ def test_a_client_that_pauses_reading_gets_everything_in_order(start_gateway: St
             # ~8 MB: more than the kernel's socket buffers and the transport's take on loopback.
             for _ in range(BATCHES):
                 http.post("/api/publish/data:pause", json=payload).raise_for_status()
-            assert metric(gateway.http_url, "pulse_outbox_pending_bytes") > 0, "the socket never filled up"
+            pending = metric(gateway.http_url, "pulse_outbox_pending_characters")
+            assert pending > 0, "the socket never filled up"
         offsets = [p["offset"] for p in client.pubs(BATCHES * 500, timeout=60)]
         assert offsets == list(range(1, BATCHES * 500 + 1))
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,12 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, redis_url: str) -> Iterator[GatewayProcess]:
-    env = {"PULSE_BROKER_URL": redis_url, "PULSE_WORKERS": "2", "PULSE_HISTORY_URL": "none://"}
-    process = GatewayProcess(tmp_path, env=env).start()
-    eventually(lambda: metric(process.http_url, "pulse_workers") == 2, timeout=20)
-    yield process
-    process.stop()
+def gateway(two_workers: GatewayProcess) -> GatewayProcess:
+    return two_workers
 
 
 def workers_of(gateway: GatewayProcess) -> list[int]:
@@ -113,7 +108,7 @@ def test_workers_act_as_one_gateway(gateway: GatewayProcess) -> None:
             return int(listed["channels"][0]["subscribers"])
 
         eventually(lambda: subscribers() == 2, timeout=5)  # whichever worker answers
-        eventually(lambda: metric(gateway.http_url, "pulse_connections") == 2, timeout=5)
+        eventually(lambda: metric(gateway.http_url, "pulse_connections_open") == 2, timeout=5)
         assert metric(gateway.http_url, "pulse_messages_in_total") == 10
         assert metric(gateway.http_url, "pulse_broker_up") == 1
     finally:

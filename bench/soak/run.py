@@ -279,7 +279,7 @@ class Soak:
         sample = Sample(
             elapsed=time.monotonic() - began,
             rss=values.get("process_resident_memory_bytes", nan),
-            connections=values.get("pulse_connections", nan),
+            connections=values.get("pulse_connections_open", nan),
             tasks=values.get("pulse_tasks", nan),
             registered=values.get("pulse_clients_registered", nan),
             p99=percentile(latencies, 0.99),
@@ -340,7 +340,7 @@ class Soak:
             with contextlib.suppress(httpx.HTTPError):
                 values = await gauges(http)
                 if (
-                    values["pulse_connections"] == 0
+                    values["pulse_connections_open"] == 0
                     and values["pulse_clients_registered"] == 0
                     and values["pulse_tasks"] <= self.outcome.idle_tasks
                 ):

@@ -102,7 +102,7 @@ class Ops:
             self._policy.end(Disconnect.unauthorized(str(exc)))
 
     def error(self, ref: RequestId | None, code: ErrorCode, detail: str) -> None:
-        self._gateway.metrics.client_errors += 1
+        self._gateway.metrics.client_errors[code] += 1
         self._outbox.put(encode(Error(ref=ref, code=code, detail=detail)))
 
     @property
@@ -174,7 +174,7 @@ class Ops:
         except PublishError as exc:
             raise ProtocolError(ErrorCode.UNAVAILABLE, f"not published: {exc}", op.id) from None
         metrics = self._gateway.metrics
-        metrics.messages_in += 1
+        metrics.messages_in[channel.namespace] += 1
         metrics.publish_latency.observe(time.perf_counter() - started)
         self._outbox.put(encode(Ack(ref=op.id, offset=offsets[0])))
 

@@ -105,6 +105,7 @@ class Session:
                 # until then it must not count as a subscriber, be listed in presence, or take direct
                 # messages.
                 await gateway.subscriptions.remove(connection)
+                gateway.metrics.disconnects[disconnect.code] += 1
                 await send_close(disconnect, outbox, sender, self._writer)
         finally:
             for task in reversed(tasks):
