@@ -135,7 +135,7 @@ def grant_for(gateway: Gateway, authorization: str | None) -> Grant:
     if token is None:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     try:
-        return verify_token(token, settings.secret.get_secret_value())
+        return verify_token(token, settings.secret.get_secret_value(), leeway=settings.jwt_leeway)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 

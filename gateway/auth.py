@@ -69,7 +69,7 @@ def _patterns(claims: dict[str, object], key: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def verify_token(token: str, secret: str, *, leeway: float = DEFAULT_LEEWAY) -> Grant:
+def verify_token(token: str, secret: str, *, leeway: float) -> Grant:
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}, leeway=leeway

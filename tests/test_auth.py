@@ -110,11 +110,19 @@ def test_a_token_expired_within_the_default_leeway_is_accepted(start_gateway: St
 
 
 def test_the_leeway_is_a_setting(start_gateway: StartGateway) -> None:
-    """With PULSE_JWT_LEEWAY=120 a token 60 s past its exp is still accepted on the WebSocket."""
+    """With PULSE_JWT_LEEWAY=120 a token 60 s past its exp is still accepted on the WebSocket and over
+    HTTP; with 0, one 10 s past it is refused on both."""
     gateway = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_JWT_LEEWAY": "120"})
+    late = token("late", ttl=-60)
     with Client(gateway.ws_url) as client:
-        authed = client.request({"op": "auth", "token": token("late", ttl=-60)})
+        authed = client.request({"op": "auth", "token": late})
         assert authed["type"] == "authenticated" and authed["expires"] > time.time()
+    late_header = {"Authorization": f"Bearer {late}"}
+    assert httpx.get(f"{gateway.http_url}/api/channels", headers=late_header).status_code == 200
+
+    strict = start_gateway(env={"PULSE_SECRET": SECRET, "PULSE_JWT_LEEWAY": "0"})
+    skewed_header = {"Authorization": f"Bearer {token('skewed', ttl=-10)}"}
+    assert httpx.get(f"{strict.http_url}/api/channels", headers=skewed_header).status_code == 401
 
 
 def test_permissions_limit_channels(secured: GatewayProcess) -> None:
