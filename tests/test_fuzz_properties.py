@@ -37,6 +37,7 @@ from shared.api import (
     HistoryPage,
     HistoryRange,
     InfluxErrorBody,
+    Liveness,
     ParameterError,
     ParameterErrors,
     PublishResult,
@@ -228,6 +229,12 @@ JSON_MODELS: dict[type[BaseModel], st.SearchStrategy[Any]] = {
     ),
     HistoryHole: HISTORY_HOLES,
     HistoryHealth: HISTORY_HEALTHS,
+    Liveness: st.builds(
+        Liveness,
+        status=st.sampled_from(["ok", "stalled"]),
+        loop_lag=st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+        detail=st.text(max_size=80),
+    ),
     Readiness: st.builds(
         Readiness,
         status=st.sampled_from(["ok", "degraded"]),
