@@ -90,7 +90,9 @@ def take_panel(
     info = source.info() if source is not None else _EMPTY_INFO
     kept = stored.series if isinstance(stored, StoredRange) else {}
     cut = stored.cut if isinstance(stored, StoredRange) else -np.inf
-    known = dict.fromkeys([*kept, *info.series])
+    # The buffer's order (as published) first: the stored range lists series by name, and whether a
+    # series is stored yet must not reorder the table or change its colour from one redraw to the next.
+    known = dict.fromkeys([*info.series, *kept])
     names = [name for name in known if not series or name in series]
     rate_window = source.rate_window if source is not None else DEFAULT_RATE_WINDOW
     traces = []

@@ -84,6 +84,21 @@ def test_without_the_position_in_the_buffer_the_live_part_starts_after_the_store
     assert values == [float(i) for i in range(50)], "an empty store: the buffer alone"
 
 
+def test_series_keep_the_published_order_whether_or_not_the_store_has_them() -> None:
+    """The range API lists series by name; the panel keeps the order they were published in, so the
+    table and the colours do not change when the store catches up with the buffer."""
+    buffer = ChannelBuffer("data:x")
+    buffer.append(T0 + 1, {"zeta": 1.0, "alpha": 2.0, "mid": 3.0}, offset=1, epoch=EPOCH)
+    one = SeriesRange(t=[T0 + 1], min=[1.0], max=[1.0], mean=[1.0], last=[1.0], count=[1])
+    by_name = {name: one for name in ("alpha", "beta", "mid", "zeta")}  # "beta": stored only
+    answer = stored_raw(0, None).model_copy(update={"series": by_name})
+    for stored in (None, StoredRange.read_at(answer, T0 + 2, buffer)):
+        panel = take_panel(buffer, "data:x", None, SPAN, stored, T0 + 2)
+        expected = ("zeta", "alpha", "mid") if stored is None else ("zeta", "alpha", "mid", "beta")
+        assert panel.known_series == expected
+        assert [trace.series for trace in panel.traces] == list(expected)
+
+
 def test_a_position_read_before_it_reached_the_buffer_is_placed_later() -> None:
     """The store can hold a publication the socket has not delivered yet; once it arrives, the cut moves
     to its time; publications of another epoch clear the log."""
