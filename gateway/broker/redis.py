@@ -113,6 +113,12 @@ def _rate(newest: list[Any] | None, now: float) -> float:
     return round(len(recent) / RATE_WINDOW, 2)
 
 
+def _unavailable(exc: BaseException) -> PublishError:
+    """The error a client sees when Redis failed a command: some failures (a timeout) have no message,
+    and "redis unavailable: " alone says nothing, so their kind is named instead."""
+    return PublishError(f"redis unavailable: {str(exc) or type(exc).__name__}")
+
+
 @dataclass
 class _Listening:
     """A channel this process listens to, and the last publication it handed to the hub."""
@@ -244,7 +250,7 @@ class RedisBroker(Broker):
                 self._listed[name] = now
         except (RedisError, OSError) as exc:
             self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         if not int(replayed):
             self._accepted(name, _text(epoch), int(first), payloads)
         return list(range(int(first), int(last) + 1))
@@ -310,7 +316,7 @@ class RedisBroker(Broker):
             return await self._history(name, since, limit)
         except (RedisError, OSError) as exc:
             self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     async def _history(self, name: str, since: StreamPosition | None, limit: int | None) -> HistoryResult:
         position = await self._position(name)
@@ -348,7 +354,7 @@ class RedisBroker(Broker):
                 await self._redis.ping()  # fail at once while Redis is down, not after the confirm timeout
             except (RedisError, OSError) as exc:
                 self._fail(exc)
-                raise PublishError(f"redis unavailable: {exc}") from exc
+                raise _unavailable(exc) from exc
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             # The listener notices the new channel within one poll and subscribes to it; the baseline
             # offset is read when Redis confirms (see _on_message).
@@ -524,7 +530,7 @@ class RedisBroker(Broker):
             alive = {process for process, exists in zip(processes, found, strict=True) if exists}
         except (RedisError, OSError) as exc:
             self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         return [
             PresenceEntry(client_id=entry["client_id"], name=entry["name"])
             for entry in entries
@@ -552,7 +558,7 @@ class RedisBroker(Broker):
             return Direct.QUEUED if listeners else Direct.NOT_FOUND
         except (RedisError, OSError) as exc:
             self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     async def channels(self, query: ChannelQuery) -> ChannelPage:
         namespaces = [
@@ -584,7 +590,7 @@ class RedisBroker(Broker):
                 answers = await self._link.execute(pipe)
         except (RedisError, OSError) as exc:
             self._fail(exc)
-            raise PublishError(f"redis unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         stats = [
             ChannelStats(
                 name, StreamPosition(offset=int(top or 0), epoch=_text(epoch)), _rate(newest, now), last[name]
