@@ -12,6 +12,7 @@ build their requests with the same functions and read the answers with the same 
 can never disagree on what an answer means.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -118,7 +119,7 @@ def _outcome_of(response: httpx.Response) -> Outcome:
         return Failed("HTTP 200 without a valid PublishResult body")
 
 
-class _GatewayClient(Generic[_Client, _Health, _Outcome]):
+class _GatewayClient(Generic[_Client, _Health, _Outcome], ABC):
     """The API once, over either httpx client: subclasses only say how a request is sent and waited for
     (``_Health`` and ``_Outcome`` are the answers, or awaitables of them)."""
 
@@ -141,11 +142,11 @@ class _GatewayClient(Generic[_Client, _Health, _Outcome]):
         """Publish ``payloads`` in one request; a retry with the same key publishes them at most once."""
         return self._send_publish(_publish_request(self._client, channel, payloads, idempotency_key, params))
 
-    def _send_health(self, request: httpx.Request) -> _Health:
-        raise NotImplementedError
+    @abstractmethod
+    def _send_health(self, request: httpx.Request) -> _Health: ...
 
-    def _send_publish(self, request: httpx.Request) -> _Outcome:
-        raise NotImplementedError
+    @abstractmethod
+    def _send_publish(self, request: httpx.Request) -> _Outcome: ...
 
 
 class GatewayAPI(_GatewayClient[httpx.Client, Health, Outcome]):

@@ -37,6 +37,7 @@ import contextlib
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -274,7 +275,7 @@ class _Batches:
         return unsent
 
 
-class _PublisherBase:
+class _PublisherBase(ABC):
     """The options and the queueing both publishers share; each says how it wakes its sender."""
 
     def __init__(
@@ -299,11 +300,11 @@ class _PublisherBase:
         )
         self._connect(url, token)
 
-    def _connect(self, url: str, token: str | None) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _connect(self, url: str, token: str | None) -> None: ...
 
-    def _queue(self, channel: Channel, payloads: list[BaseModel]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _queue(self, channel: Channel, payloads: list[BaseModel]) -> None: ...
 
     def publish(self, channel: str | Channel, payload: Payload) -> None:
         """Queue one payload (its channel's model, or a dict of it); raises if it does not fit."""
